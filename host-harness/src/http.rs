@@ -1,0 +1,196 @@
+//! Outbound HTTP for the plugin: a real client, an allow-list of origins, a time limit and a
+//! response size cap. Request bodies (they carry the community's access key) are never
+//! logged, and errors name the origin, never the body.
+
+use std::io::Read;
+use std::time::Duration;
+
+use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse};
+
+use crate::plugin::State;
+use crate::plugin::bindings::mybusiness::vk::http as wit;
+
+/// VK's API origin, as the plugin calls it.
+pub const VK_ORIGIN: &str = "https://api.vk.com";
+
+/// The client every call shares.
+pub struct Outbound {
+    agent: ureq::Agent,
+    /// VK's API is reached here instead of `https://api.vk.com` (a stand-in, a proxy).
+    vk_base: Option<String>,
+    allowed: Vec<String>,
+    max_timeout: Duration,
+    max_response: u64,
+}
+
+impl Outbound {
+    /// `vk_base`, when given, replaces VK's origin and is allowed too.
+    pub fn new(
+        vk_base: Option<&str>,
+        max_timeout: Duration,
+        max_response: u64,
+    ) -> anyhow::Result<Outbound> {
+        let vk_base = vk_base.map(|b| b.trim_end_matches('/').to_owned());
+        let mut allowed = vec![VK_ORIGIN.to_owned()];
+        if let Some(base) = &vk_base {
+            let origin = origin(base).ok_or_else(|| {
+                anyhow::anyhow!("--vk-api-base must be an http(s) URL, got {base}")
+            })?;
+            allowed.push(origin);
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(max_timeout))
+            .build()
+            .into();
+        Ok(Outbound {
+            agent,
+            vk_base,
+            allowed,
+            max_timeout,
+            max_response,
+        })
+    }
+
+    fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let url = match (&self.vk_base, request.url.strip_prefix(VK_ORIGIN)) {
+            (Some(base), Some(rest)) => format!("{base}{rest}"),
+            _ => request.url,
+        };
+        let origin = origin(&url)
+            .ok_or_else(|| HttpError::Denied("a URL that is not http(s)".to_owned()))?;
+        if !self.allowed.contains(&origin) {
+            return Err(HttpError::Denied(origin));
+        }
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms)).min(self.max_timeout);
+        let outcome = if request.post {
+            let mut builder = self
+                .agent
+                .post(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build();
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            builder.send(&request.body[..])
+        } else {
+            let mut builder = self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build();
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            builder.call()
+        };
+        let mut response = outcome.map_err(classify)?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(self.max_response + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| classify(ureq::Error::Io(e)))?;
+        if body.len() as u64 > self.max_response {
+            return Err(HttpError::TooLarge);
+        }
+        Ok(HttpResponse { status, body })
+    }
+}
+
+fn classify(error: ureq::Error) -> HttpError {
+    match error {
+        ureq::Error::Timeout(_) => HttpError::Timeout,
+        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout,
+        other => HttpError::Transport(other.to_string()),
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+impl Http for Outbound {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.exchange(request)
+    }
+}
+
+impl wit::Host for State {
+    fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::HttpError> {
+        let request = HttpRequest {
+            post: matches!(request.method, wit::Method::Post),
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout_ms: request.timeout_ms,
+        };
+        match self.http.send(request) {
+            Ok(response) => Ok(wit::Response {
+                status: response.status,
+                body: response.body,
+            }),
+            Err(HttpError::Denied(origin)) => Err(wit::HttpError::Denied(origin)),
+            Err(HttpError::Timeout) => Err(wit::HttpError::Timeout),
+            Err(HttpError::Transport(why)) => Err(wit::HttpError::Transport(why)),
+            Err(HttpError::TooLarge) => Err(wit::HttpError::TooLarge),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allowed_origins_are_reached() {
+        let out = Outbound::new(Some("http://127.0.0.1:9"), Duration::from_millis(200), 1024)
+            .expect("valid");
+        let request = |url: &str| HttpRequest {
+            post: false,
+            url: url.into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: 100,
+        };
+        assert_eq!(
+            out.send(request("https://evil.example/method/x")),
+            Err(HttpError::Denied("https://evil.example".into()))
+        );
+        assert_eq!(
+            out.send(request("https://user@api.vk.com.evil/x")),
+            Err(HttpError::Denied("a URL that is not http(s)".into()))
+        );
+        // VK's origin is routed to the stand-in address, which is allowed (and closed here).
+        assert!(matches!(
+            out.send(request("https://api.vk.com/method/users.get")),
+            Err(HttpError::Transport(_))
+        ));
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://API.vk.com/method/x?y"),
+            Some("https://api.vk.com".into())
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8080"),
+            Some("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(origin("ftp://x"), None);
+    }
+}

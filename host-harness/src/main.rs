@@ -1,0 +1,164 @@
+//! `vk-host`: serves the VK community plugin (see `vk-host --help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::Semaphore;
+use vk_host::api::{self, App};
+use vk_host::employees::Employees;
+use vk_host::http::Outbound;
+use vk_host::plugin::{Limits, Plugin};
+use vk_host::storage::{DbStore, Namespace, SharedStore};
+
+/// The plugin as the build leaves it (`make plugin`).
+const DEFAULT_PLUGIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm32-wasip2/release/vk_plugin.wasm"
+);
+
+/// The reference host of the VK community plugin for the CRM.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the plugin and serve VK's callbacks and the operator API over HTTP.
+    Serve(Serve),
+}
+
+#[derive(Args)]
+struct Serve {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The embedded database file.
+    #[arg(long, default_value = "./vk-crm.db")]
+    db: PathBuf,
+    /// Keep everything in memory instead (lost on exit).
+    #[arg(long, conflicts_with = "db")]
+    memory: bool,
+    /// The token that authorizes admin calls (settings, employees).
+    #[arg(long, env = "VK_HOST_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Where VK's API is reached instead of https://api.vk.com (e.g. a local stand-in).
+    #[arg(long)]
+    vk_api_base: Option<String>,
+    /// The plugin component (.wasm).
+    #[arg(long, default_value = DEFAULT_PLUGIN)]
+    plugin: PathBuf,
+    /// Where compiled plugin code is cached.
+    #[arg(long, default_value = ".vk-host-cache")]
+    cache_dir: PathBuf,
+    /// The longest one plugin call may run, in milliseconds (waiting for VK included).
+    #[arg(long, default_value_t = 30_000)]
+    call_timeout_ms: u64,
+    /// The longest one request to VK may take, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    http_timeout_ms: u64,
+    /// The memory one plugin instance may use, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// How often waiting messages are retried, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    flush_interval_ms: u64,
+}
+
+/// Responses from VK larger than this are refused.
+const MAX_VK_RESPONSE: u64 = 4 << 20;
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    if let Err(error) = outcome {
+        eprintln!("vk-host: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: Serve) -> anyhow::Result<()> {
+    let store: SharedStore = if args.memory {
+        Arc::new(vk_core::memory::MemoryStore::new())
+    } else {
+        Arc::new(DbStore::open(&args.db)?)
+    };
+    let http = Arc::new(Outbound::new(
+        args.vk_api_base.as_deref(),
+        Duration::from_millis(args.http_timeout_ms),
+        MAX_VK_RESPONSE,
+    )?);
+    let limits = Limits {
+        deadline: Duration::from_millis(args.call_timeout_ms),
+        memory_bytes: args.memory_mib << 20,
+        ..Limits::default()
+    };
+    let plugin = Arc::new(Plugin::load(
+        &args.plugin,
+        &args.cache_dir,
+        store.clone(),
+        http,
+        limits,
+    )?);
+    eprintln!(
+        "vk-host: plugin {} loaded in {:.1} ms ({})",
+        args.plugin.display(),
+        plugin.load_report.load_time.as_secs_f64() * 1e3,
+        if plugin.load_report.from_cache {
+            "compiled code from the cache"
+        } else {
+            "compiled now"
+        }
+    );
+    if args.admin_token.is_none() {
+        eprintln!(
+            "vk-host: no admin token: the admin API is closed (set --admin-token or VK_HOST_ADMIN_TOKEN)"
+        );
+    }
+    let app = App {
+        plugin,
+        employees: Arc::new(Employees::new(Namespace::host(store))),
+        admin_token: args.admin_token.map(Arc::from),
+        slots: Arc::new(Semaphore::new(limits.instances as usize)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        eprintln!("vk-host: listening on http://{}", listener.local_addr()?);
+        eprintln!(
+            "vk-host: VK callback address: http://{}{}",
+            listener.local_addr()?,
+            api::CALLBACK_PATH
+        );
+        tokio::spawn(flush_forever(
+            app.clone(),
+            Duration::from_millis(args.flush_interval_ms),
+        ));
+        axum::serve(listener, api::router(app))
+            .with_graceful_shutdown(async {
+                tokio::signal::ctrl_c().await.ok();
+            })
+            .await?;
+        Ok(())
+    })
+}
+
+/// The outbox timer: retries waiting messages and fills in missing names.
+async fn flush_forever(app: App, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = app.flush_outbox().await {
+            eprintln!("vk-host: outbox flush failed: {error:?}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Loading and calling the plugin component.
+//!
+//! The component is compiled once and cached on disk (keyed by its bytes and the engine's
+//! compatibility hash), imports are resolved once (`InstancePre`), and every call gets a
+//! fresh `Store` and instance from a pooling allocator: calls are isolated from each other
+//! and run in parallel. Each call has a deadline (epoch interruption) and a memory cap; a
+//! trap or a timeout fails that call only.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::http::Outbound;
+use crate::storage::{Namespace, SharedStore};
+
+/// The host side of the WIT world.
+pub mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "vk-plugin" });
+}
+
+use bindings::{VkPlugin, VkPluginPre};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What a call may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall time of one call, host calls included.
+    pub deadline: Duration,
+    /// Linear memory of one instance.
+    pub memory_bytes: usize,
+    /// Instances alive at once (the pool's size).
+    pub instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(30),
+            memory_bytes: 64 << 20,
+            instances: 64,
+        }
+    }
+}
+
+/// The per-call state the imports use.
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    pub(crate) store: Arc<Namespace>,
+    pub(crate) http: Arc<Outbound>,
+}
+
+/// The `types` interface has no functions; the linker still asks for its host side.
+impl bindings::mybusiness::vk::types::Host for State {}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Why a call produced no answer of the plugin's.
+#[derive(Debug)]
+pub enum Fault {
+    /// The call ran past its deadline and was stopped.
+    Timeout,
+    /// The guest trapped (a panic, out of memory, …) or could not be instantiated.
+    Trap(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Timeout => f.write_str("the plugin did not finish in time"),
+            Fault::Trap(why) => write!(f, "the plugin failed: {why}"),
+        }
+    }
+}
+
+/// The loaded plugin, shared by every request.
+pub struct Plugin {
+    engine: Engine,
+    pre: VkPluginPre<State>,
+    store: Arc<Namespace>,
+    http: Arc<Outbound>,
+    limits: Limits,
+    /// How long loading took, and whether the compiled code came from the cache.
+    pub load_report: LoadReport,
+}
+
+/// How the plugin was loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    pub from_cache: bool,
+    pub load_time: Duration,
+}
+
+impl Plugin {
+    /// Loads `wasm`, compiling it only when the cache in `cache_dir` has no artifact for it.
+    pub fn load(
+        wasm: &Path,
+        cache_dir: &Path,
+        store: SharedStore,
+        http: Arc<Outbound>,
+        limits: Limits,
+    ) -> anyhow::Result<Plugin> {
+        let started = std::time::Instant::now();
+        let engine = engine(limits)?;
+        let bytes = std::fs::read(wasm).with_context(|| {
+            format!(
+                "cannot read the plugin {} (build it with `make plugin`)",
+                wasm.display()
+            )
+        })?;
+        let (component, from_cache) = cached_component(&engine, &bytes, cache_dir)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        VkPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        let pre = VkPluginPre::new(linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export the vk-plugin world")?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Plugin {
+            engine,
+            pre,
+            store: Arc::new(Namespace::plugin(store)),
+            http,
+            limits,
+            load_report: LoadReport {
+                from_cache,
+                load_time: started.elapsed(),
+            },
+        })
+    }
+
+    /// Runs `call` on a fresh instance. Blocks: call it off the async executor.
+    pub fn call<R>(
+        &self,
+        call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .instances(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            store: self.store.clone(),
+            http: self.http.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|plugin| call(&plugin, &mut store));
+        outcome.map_err(|error| match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Fault::Timeout,
+            _ => Fault::Trap(format!("{error:#}")),
+        })
+    }
+
+    /// The plugin's key space, for the native side of the benchmark.
+    pub fn storage(&self) -> Arc<Namespace> {
+        self.store.clone()
+    }
+}
+
+fn engine(limits: Limits) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.instances)
+        .total_core_instances(limits.instances * 4)
+        .total_memories(limits.instances * 2)
+        .total_tables(limits.instances * 4)
+        .max_memory_size(limits.memory_bytes);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        // A synchronous plugin needs none of the component-model-async machinery, which
+        // triples the cost of a call.
+        .concurrency_support(false)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+/// Loads the compiled artifact of `bytes` from the cache, compiling and storing it first if
+/// it is not there.
+fn cached_component(
+    engine: &Engine,
+    bytes: &[u8],
+    cache_dir: &Path,
+) -> anyhow::Result<(Component, bool)> {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let mut key = Sha256::new();
+    key.update(bytes);
+    key.update(engine_hash.finish().to_le_bytes());
+    let name: String = key.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path: PathBuf = cache_dir.join(format!("{name}.cwasm"));
+    let from_cache = path.exists();
+    if !from_cache {
+        std::fs::create_dir_all(cache_dir).with_context(|| {
+            format!("cannot create the cache directory {}", cache_dir.display())
+        })?;
+        let artifact = engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)
+            .context("the plugin is not a valid component")?;
+        let partial = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&partial, artifact)?;
+        std::fs::rename(&partial, &path)?;
+    }
+    // SAFETY: the artifact was written by this host from the plugin's bytes (its name is the
+    // hash of those bytes and of this engine's configuration), never taken from elsewhere.
+    let component = unsafe { Component::deserialize_file(engine, &path) }
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot load the compiled plugin {}", path.display()))?;
+    Ok((component, from_cache))
+}

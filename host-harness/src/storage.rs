@@ -1,0 +1,316 @@
+//! Storage: the embedded database (redb) and the in-memory store behind vk-core's `Store`
+//! trait, and the `storage` WIT import over it.
+//!
+//! The plugin sees its own key space: every key it uses is stored under `plugin/`, and the
+//! host keeps its own records (employees) under `host/`, out of the plugin's reach.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use vk_core::ports::{Change, Entry, Store, StoreError, Write};
+
+use crate::plugin::State;
+use crate::plugin::bindings::mybusiness::vk::storage as wit;
+
+/// A store shared by every call.
+pub type SharedStore = Arc<dyn Store + Send + Sync>;
+
+/// key → (version, value).
+const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
+/// "clock" → the last version handed out.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The embedded database file: ACID, one writer at a time, readers never blocked.
+pub struct DbStore {
+    db: Database,
+}
+
+impl DbStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> anyhow::Result<DbStore> {
+        let db = Database::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(ENTRIES)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(DbStore { db })
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl Store for DbStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let found = table.get(key).map_err(unavailable)?;
+        Ok(found.map(|row| {
+            let (version, value) = row.value();
+            Entry {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                version,
+            }
+        }))
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let tx = self.db.begin_read().map_err(unavailable)?;
+        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let start = after.filter(|a| *a >= prefix).unwrap_or(prefix);
+        let mut entries = Vec::new();
+        for row in table.range(start..).map_err(unavailable)? {
+            let (key, value) = row.map_err(unavailable)?;
+            let key = key.value();
+            if Some(key) == after {
+                continue;
+            }
+            if !key.starts_with(prefix) || entries.len() >= limit as usize {
+                break;
+            }
+            let (version, value) = value.value();
+            entries.push(Entry {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                version,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(unavailable)?;
+        {
+            let mut table = tx.open_table(ENTRIES).map_err(unavailable)?;
+            for write in &writes {
+                if let Some(expected) = write.expect {
+                    let current = table
+                        .get(write.key.as_str())
+                        .map_err(unavailable)?
+                        .map_or(0, |row| row.value().0);
+                    if current != expected {
+                        // Dropping the transaction aborts it: nothing was written.
+                        return Err(StoreError::Conflict);
+                    }
+                }
+            }
+            let mut meta = tx.open_table(META).map_err(unavailable)?;
+            let mut clock = meta
+                .get("clock")
+                .map_err(unavailable)?
+                .map_or(0, |v| v.value());
+            for write in &writes {
+                match &write.change {
+                    Change::Put(value) => {
+                        clock += 1;
+                        table
+                            .insert(write.key.as_str(), (clock, value.as_slice()))
+                            .map_err(unavailable)?;
+                    }
+                    Change::Delete => {
+                        table.remove(write.key.as_str()).map_err(unavailable)?;
+                    }
+                    Change::Check => {}
+                }
+            }
+            meta.insert("clock", clock).map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+}
+
+/// One part of a store's key space, seen as a whole store.
+pub struct Namespace {
+    inner: SharedStore,
+    prefix: &'static str,
+}
+
+impl Namespace {
+    /// The plugin's key space.
+    pub fn plugin(inner: SharedStore) -> Namespace {
+        Namespace {
+            inner,
+            prefix: "plugin/",
+        }
+    }
+
+    /// The host's own key space.
+    pub fn host(inner: SharedStore) -> Namespace {
+        Namespace {
+            inner,
+            prefix: "host/",
+        }
+    }
+
+    fn outer(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn inner_entry(&self, mut entry: Entry) -> Entry {
+        entry.key.drain(..self.prefix.len());
+        entry
+    }
+}
+
+impl Store for Namespace {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .inner
+            .get(&self.outer(key))?
+            .map(|e| self.inner_entry(e)))
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let after = after.map(|a| self.outer(a));
+        let entries = self
+            .inner
+            .scan(&self.outer(prefix), after.as_deref(), limit)?;
+        Ok(entries.into_iter().map(|e| self.inner_entry(e)).collect())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let writes = writes
+            .into_iter()
+            .map(|w| Write {
+                key: self.outer(&w.key),
+                ..w
+            })
+            .collect();
+        self.inner.commit(writes)
+    }
+}
+
+/// The most one scan may return, whatever the guest asks for.
+const MAX_SCAN: u32 = 1000;
+
+fn to_wit(error: StoreError) -> wit::StorageError {
+    match error {
+        StoreError::Conflict => wit::StorageError::Conflict,
+        StoreError::Unavailable(why) => wit::StorageError::Unavailable(why),
+    }
+}
+
+fn entry_to_wit(e: Entry) -> wit::Entry {
+    wit::Entry {
+        key: e.key,
+        value: e.value,
+        version: e.version,
+    }
+}
+
+impl wit::Host for State {
+    fn get(&mut self, key: String) -> Result<Option<wit::Entry>, wit::StorageError> {
+        self.store
+            .get(&key)
+            .map(|e| e.map(entry_to_wit))
+            .map_err(to_wit)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<wit::Entry>, wit::StorageError> {
+        self.store
+            .scan(&prefix, after.as_deref(), limit.min(MAX_SCAN))
+            .map(|entries| entries.into_iter().map(entry_to_wit).collect())
+            .map_err(to_wit)
+    }
+
+    fn commit(&mut self, writes: Vec<wit::Write>) -> Result<(), wit::StorageError> {
+        let writes = writes
+            .into_iter()
+            .map(|w| Write {
+                key: w.key,
+                change: match w.change {
+                    wit::Change::Put(value) => Change::Put(value),
+                    wit::Change::Delete => Change::Delete,
+                    wit::Change::Check => Change::Check,
+                },
+                expect: w.expect,
+            })
+            .collect();
+        self.store.commit(writes).map_err(to_wit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &[u8], expect: Option<u64>) -> Write {
+        Write {
+            key: key.into(),
+            change: Change::Put(value.to_vec()),
+            expect,
+        }
+    }
+
+    #[test]
+    fn the_database_commits_all_or_nothing_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("vk-host-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("test.db");
+        {
+            let db = DbStore::open(&path).expect("opens");
+            db.commit(vec![put("a/1", b"x", Some(0)), put("a/2", b"y", None)])
+                .expect("commits");
+            let version = db.get("a/1").expect("reads").expect("present").version;
+            let stale = db.commit(vec![
+                put("a/1", b"z", Some(version + 7)),
+                put("a/3", b"w", None),
+            ]);
+            assert_eq!(stale, Err(StoreError::Conflict));
+            assert_eq!(
+                db.get("a/3").expect("reads"),
+                None,
+                "a failed commit writes nothing"
+            );
+        }
+        let db = DbStore::open(&path).expect("reopens");
+        let keys: Vec<String> = db
+            .scan("a/", None, 10)
+            .expect("scans")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["a/1", "a/2"]);
+        let after: Vec<String> = db
+            .scan("a/", Some("a/1"), 10)
+            .expect("scans")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(after, ["a/2"]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn namespaces_do_not_see_each_other() {
+        let shared: SharedStore = Arc::new(vk_core::memory::MemoryStore::new());
+        let plugin = Namespace::plugin(shared.clone());
+        let host = Namespace::host(shared);
+        plugin.commit(vec![put("k", b"p", None)]).expect("commits");
+        host.commit(vec![put("k", b"h", None)]).expect("commits");
+        assert_eq!(
+            plugin.get("k").expect("reads").expect("present").value,
+            b"p"
+        );
+        assert_eq!(host.scan("", None, 10).expect("scans").len(), 1);
+    }
+}

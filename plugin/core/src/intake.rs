@@ -1,0 +1,426 @@
+//! VK callback intake (§1): confirmation, the secret and community checks, at-most-once
+//! processing per event, and what each event type does to dialogs, leads and messages.
+
+use serde::Deserialize;
+
+use crate::Core;
+use crate::dialog::{Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, record};
+use crate::error::Error;
+use crate::ids::{DialogId, LeadId, MessageId};
+use crate::keys;
+use crate::lead::Lead;
+use crate::settings::Settings;
+use crate::tx::{Tx, read, scan, transact};
+use crate::vk::{Api, Envelope, VkMessage};
+
+/// How long a name lookup may hold up VK's answer; VK re-sends events answered slowly.
+const NAME_LOOKUP_TIMEOUT_MS: u32 = 1500;
+/// How many pending names one flush asks VK for (one `users.get` call).
+const NAMES_PER_FLUSH: u32 = 100;
+
+/// What to answer VK with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackReply {
+    /// The confirmation string, for `type=confirmation`.
+    Confirmation(String),
+    /// `ok`: stored, a repeat, or an event type the integration does not use.
+    Ok,
+}
+
+/// `message_allow` / `message_deny`.
+#[derive(Deserialize)]
+struct UserEvent {
+    user_id: i64,
+}
+
+impl Core<'_> {
+    /// Handles one callback body; returns after the event's effects are stored.
+    pub fn handle_callback(&self, body: &[u8]) -> Result<CallbackReply, Error> {
+        let envelope = Envelope::parse(body)?;
+        if envelope.group_id <= 0 {
+            return Err(Error::MalformedBody(
+                "`group_id` must be a positive community id".into(),
+            ));
+        }
+        if envelope.kind == "confirmation" {
+            return self.confirm(&envelope);
+        }
+        let settings: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        check_origin(&settings, &envelope)?;
+        let dedup = dedup_key(&envelope)?;
+        if let Some(key) = &dedup {
+            if read::<serde_json::Value>(self.store, &keys::event(key))?.is_some() {
+                return Ok(CallbackReply::Ok);
+            }
+        }
+        let dedup = dedup.as_deref();
+        match envelope.kind.as_str() {
+            "message_new" => self.message_new(
+                &settings,
+                VkMessage::of_message_new(envelope.object)?,
+                dedup,
+            ),
+            "message_reply" => self.message_reply(VkMessage::from_value(envelope.object)?, dedup),
+            "message_edit" => self.message_edit(VkMessage::from_value(envelope.object)?, dedup),
+            "message_allow" | "message_deny" => {
+                let user: UserEvent = serde_json::from_value(envelope.object)
+                    .map_err(|e| Error::MalformedBody(format!("object: {e}")))?;
+                let allowed = envelope.kind == "message_allow";
+                self.once(dedup, |tx| {
+                    let Some(id) = tx.get::<DialogId>(&keys::peer(user.user_id))? else {
+                        return Ok(());
+                    };
+                    let before = Dialog::load(tx, id)?;
+                    let mut dialog = before.clone();
+                    dialog.messages_allowed = allowed;
+                    dialog.save(tx, Some(&before));
+                    Ok(())
+                })
+            }
+            _ => Ok(()),
+        }?;
+        Ok(CallbackReply::Ok)
+    }
+
+    /// `confirmation`: answers the configured string and records the community id.
+    fn confirm(&self, envelope: &Envelope) -> Result<CallbackReply, Error> {
+        transact(self.store, |tx| {
+            let mut settings = Settings::load(tx)?;
+            if let (Some(expected), Some(given)) = (&settings.secret, &envelope.secret) {
+                if !same_secret(expected, given) {
+                    return Err(Error::WrongSecret);
+                }
+            }
+            match settings.group_id {
+                Some(group) if group != envelope.group_id => return Err(Error::ForeignGroup),
+                Some(_) => {}
+                None => {
+                    settings.group_id = Some(envelope.group_id);
+                    tx.put(keys::SETTINGS, &settings);
+                }
+            }
+            settings
+                .confirmation
+                .clone()
+                .map(CallbackReply::Confirmation)
+                .ok_or(Error::ConfirmationNotSet)
+        })
+    }
+
+    /// Runs `effects` and marks the event processed in the same commit, so a repeat (also
+    /// one racing this call) changes nothing. An event without a key is idempotent.
+    fn once(
+        &self,
+        dedup: Option<&str>,
+        effects: impl Fn(&mut Tx<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        transact(self.store, |tx| {
+            if let Some(dedup) = dedup {
+                let key = keys::event(dedup);
+                if tx.get::<serde_json::Value>(&key)?.is_some() {
+                    return Ok(());
+                }
+                tx.put(key, &crate::timestamp(now));
+            }
+            effects(tx)
+        })
+    }
+
+    /// `message_new`: a new person gets a lead and a dialog; a finished dialog opens a new
+    /// session; the message is stored in any case (also in a dialog closed as spam).
+    fn message_new(
+        &self,
+        settings: &Settings,
+        message: VkMessage,
+        dedup: Option<&str>,
+    ) -> Result<(), Error> {
+        if !message.is_private() || message.from_id != message.peer_id {
+            return Ok(());
+        }
+        let peer = message.peer_id;
+        // VK is asked for the name outside the transaction (a retry must not ask again), and
+        // only for a person not seen before.
+        let known = read::<DialogId>(self.store, &keys::peer(peer))?.is_some();
+        let name = if known {
+            None
+        } else {
+            self.lookup_name(settings, peer)
+        };
+        let now = self.clock.now();
+        let attachments = message.attachments();
+        self.once(dedup, |tx| {
+            let settings = Settings::load(tx)?;
+            let dialog = match tx.get::<DialogId>(&keys::peer(peer))? {
+                Some(id) => {
+                    let before = Dialog::load(tx, id)?;
+                    let mut dialog = before.clone();
+                    if dialog.status == DialogStatus::Finished {
+                        let mut event = HistoryEvent::new(now, EventKind::Reopened, None);
+                        event.subject = dialog.reopen(&settings);
+                        record(tx, id, &event);
+                        dialog.save(tx, Some(&before));
+                    }
+                    dialog
+                }
+                None => {
+                    let dialog_id = DialogId::new();
+                    let lead = Lead::create(
+                        LeadId::new(),
+                        dialog_id,
+                        peer,
+                        &settings.group_name,
+                        name.clone(),
+                        now,
+                    );
+                    let dialog = Dialog {
+                        id: dialog_id,
+                        peer_id: peer,
+                        lead_id: lead.id,
+                        name: lead.person_name(),
+                        status: DialogStatus::Open,
+                        responsible: None,
+                        participants: Vec::new(),
+                        last_responsible: None,
+                        operators: Vec::new(),
+                        started_at: now,
+                        messages_allowed: true,
+                    };
+                    lead.save(tx);
+                    tx.put(keys::peer(peer), &dialog_id);
+                    dialog.save(tx, None);
+                    dialog
+                }
+            };
+            let stored = Message {
+                id: MessageId::new(),
+                dialog_id: dialog.id,
+                direction: Direction::Incoming,
+                text: message.text.clone(),
+                author: None,
+                sent_at: vk_time(message.date).unwrap_or(now),
+                delivery: None,
+                error: None,
+                attachments: attachments.clone(),
+                edited_at: None,
+                previous_texts: Vec::new(),
+                vk_id: (message.id != 0).then_some(message.id),
+                random_id: None,
+            };
+            append(tx, &dialog, &stored, now);
+            Ok(())
+        })
+    }
+
+    /// `message_reply`: the community's own message. The echo of a message the CRM sent
+    /// confirms its delivery; anything else (an admin typing in VK) is stored as outgoing.
+    fn message_reply(&self, message: VkMessage, dedup: Option<&str>) -> Result<(), Error> {
+        if !message.is_private() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let peer = message.peer_id;
+        self.once(dedup, |tx| {
+            if let Some(key) = find_ours(tx, &message)? {
+                let mut ours: Message = tx.get(&key)?.ok_or(Error::DialogNotFound)?;
+                crate::delivery::mark_sent(tx, &key, &mut ours, peer, message.id);
+                return Ok(());
+            }
+            let Some(id) = tx.get::<DialogId>(&keys::peer(peer))? else {
+                return Ok(());
+            };
+            let dialog = Dialog::load(tx, id)?;
+            let stored = Message {
+                id: MessageId::new(),
+                dialog_id: id,
+                direction: Direction::Outgoing,
+                text: message.text.clone(),
+                author: None,
+                sent_at: vk_time(message.date).unwrap_or(now),
+                delivery: Some(crate::dialog::Delivery::Sent),
+                error: None,
+                attachments: message.attachments(),
+                edited_at: None,
+                previous_texts: Vec::new(),
+                vk_id: (message.id != 0).then_some(message.id),
+                random_id: None,
+            };
+            append(tx, &dialog, &stored, now);
+            Ok(())
+        })
+    }
+
+    /// `message_edit`: new text, previous versions kept.
+    fn message_edit(&self, message: VkMessage, dedup: Option<&str>) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.once(dedup, |tx| {
+            let Some(key) = tx.get::<String>(&keys::vk_message(message.peer_id, message.id))?
+            else {
+                return Ok(());
+            };
+            let Some(mut stored) = tx.get::<Message>(&key)? else {
+                return Ok(());
+            };
+            if stored.text != message.text {
+                let old = std::mem::replace(&mut stored.text, message.text.clone());
+                stored.previous_texts.push(old);
+            }
+            stored.attachments = message.attachments();
+            stored.edited_at = Some(message.update_time.and_then(vk_time).unwrap_or(now));
+            tx.put(key, &stored);
+            Ok(())
+        })
+    }
+
+    /// `users.get` for a new person, bounded tightly; `None` when VK cannot tell us now.
+    fn lookup_name(&self, settings: &Settings, user: i64) -> Option<(String, String)> {
+        let token = settings.access_token.as_deref()?;
+        let api = Api {
+            http: self.http,
+            token,
+            version: &settings.api_version,
+        };
+        let names = api.user_names(&[user], NAME_LOOKUP_TIMEOUT_MS).ok()?;
+        names
+            .into_iter()
+            .find(|(id, _, _)| *id == user)
+            .map(|(_, first, last)| (first, last))
+    }
+
+    /// Fills in the names VK could not give at intake. Returns how many it filled.
+    pub(crate) fn fill_pending_names(&self) -> Result<u32, Error> {
+        let pending = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let settings: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        let Some(token) = settings.access_token.as_deref() else {
+            return Ok(0);
+        };
+        let mut leads = Vec::new();
+        for (_, id) in pending {
+            if let Some(lead) = read::<Lead>(self.store, &keys::lead(id))? {
+                leads.push(lead);
+            }
+        }
+        let peers: Vec<i64> = leads.iter().map(|l| l.peer_id).collect();
+        let api = Api {
+            http: self.http,
+            token,
+            version: &settings.api_version,
+        };
+        let Ok(names) = api.user_names(&peers, crate::delivery::SEND_TIMEOUT_MS) else {
+            return Ok(0);
+        };
+        let mut filled = 0;
+        for (user, first, last) in names {
+            let Some(lead) = leads.iter().find(|l| l.peer_id == user) else {
+                continue;
+            };
+            transact(self.store, |tx| {
+                let mut lead: Lead = tx.get(&keys::lead(lead.id))?.ok_or(Error::LeadNotFound)?;
+                lead.name(&first, &last);
+                let before = Dialog::load(tx, lead.dialog_id)?;
+                let mut dialog = before.clone();
+                dialog.name = lead.person_name();
+                dialog.save(tx, Some(&before));
+                lead.save(tx);
+                Ok(())
+            })?;
+            filled += 1;
+        }
+        Ok(filled)
+    }
+}
+
+/// Stores a message in its dialog, with its history entry and its VK id index.
+fn append(tx: &mut Tx<'_>, dialog: &Dialog, message: &Message, now: chrono::DateTime<chrono::Utc>) {
+    let key = keys::message(dialog.id, &keys::seq(now));
+    if let Some(vk_id) = message.vk_id {
+        tx.put(keys::vk_message(dialog.peer_id, vk_id), &key);
+    }
+    tx.put(key, message);
+    let kind = match message.direction {
+        Direction::Incoming => EventKind::MessageIn,
+        Direction::Outgoing => EventKind::MessageOut,
+    };
+    let mut event = HistoryEvent::new(now, kind, message.author);
+    event.message_id = Some(message.id);
+    record(tx, dialog.id, &event);
+}
+
+/// The key of the CRM message a `message_reply` echoes, by VK id or by `random_id`.
+fn find_ours(tx: &mut Tx<'_>, echo: &VkMessage) -> Result<Option<String>, Error> {
+    if echo.id != 0 {
+        if let Some(key) = tx.get::<String>(&keys::vk_message(echo.peer_id, echo.id))? {
+            return Ok(Some(key));
+        }
+    }
+    match i32::try_from(echo.random_id) {
+        Ok(random_id) if random_id != 0 => tx.get(&keys::random_id(echo.peer_id, random_id)),
+        _ => Ok(None),
+    }
+}
+
+/// Every event but `confirmation` must come from the connected community with its secret.
+fn check_origin(settings: &Settings, envelope: &Envelope) -> Result<(), Error> {
+    let Some(group) = settings.group_id else {
+        return Err(Error::GroupNotConfirmed);
+    };
+    if envelope.group_id != group {
+        return Err(Error::ForeignGroup);
+    }
+    match (&settings.secret, &envelope.secret) {
+        (None, _) => Ok(()),
+        (Some(expected), Some(given)) if same_secret(expected, given) => Ok(()),
+        _ => Err(Error::WrongSecret),
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a prefix.
+fn same_secret(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// What makes an event "the same event" for at-most-once processing: VK's `event_id`, or
+/// for an event without one, its type and the ids of its message. `None`: the event is
+/// idempotent and needs no key.
+fn dedup_key(envelope: &Envelope) -> Result<Option<String>, Error> {
+    if let Some(id) = &envelope.event_id {
+        if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+            return Err(Error::MalformedBody(
+                "`event_id` must be 1 to 128 printable characters".into(),
+            ));
+        }
+        return Ok(Some(id.clone()));
+    }
+    let message = envelope.object.get("message").unwrap_or(&envelope.object);
+    let field = |name: &str| {
+        message
+            .get(name)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    Ok(match envelope.kind.as_str() {
+        "message_new" | "message_reply" | "message_edit" => Some(format!(
+            "{}:{}:{}:{}:{}",
+            envelope.kind,
+            field("peer_id"),
+            field("id"),
+            field("conversation_message_id"),
+            field("update_time")
+        )),
+        _ => None,
+    })
+}
+
+fn vk_time(unix: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    (unix > 0)
+        .then(|| chrono::DateTime::from_timestamp(unix, 0))
+        .flatten()
+}

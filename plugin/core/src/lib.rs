@@ -1,0 +1,49 @@
+//! `vk-core`: the whole domain of the VK community integration, in plain Rust.
+//!
+//! It owns every rule of the product (callback intake, settings, open lines, delivery to VK,
+//! leads and conversion) and talks to the world only through the ports of [`ports`]:
+//! versioned storage, one HTTP exchange, a clock. The shells (the WIT component, the Spin
+//! component, the native host) implement the ports and translate their own types; they
+//! contain no rule.
+//!
+//! Concurrency: every command is an optimistic transaction ([`tx`]): it reads with versions,
+//! decides, and commits all its writes at once on the condition that nothing it read has
+//! changed, re-deciding on a conflict. Any number of calls may run at once on one store.
+
+pub mod conversion;
+pub mod delivery;
+pub mod dialog;
+pub mod error;
+pub mod ids;
+pub mod intake;
+mod keys;
+pub mod lead;
+pub mod memory;
+pub mod ports;
+pub mod settings;
+mod tx;
+pub mod vk;
+
+pub use error::{Error, ErrorKind};
+pub use ids::{CounterpartyId, DialogId, EmployeeId, ItemId, LeadId, MessageId, OrderId};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ports::{Clock, Http, Store};
+
+/// The domain bound to its ports for one call.
+pub struct Core<'a> {
+    store: &'a dyn Store,
+    http: &'a dyn Http,
+    clock: &'a dyn Clock,
+}
+
+impl<'a> Core<'a> {
+    pub fn new(store: &'a dyn Store, http: &'a dyn Http, clock: &'a dyn Clock) -> Self {
+        Core { store, http, clock }
+    }
+}
+
+/// The one text form of a time on every boundary: RFC 3339, UTC, `Z`.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

@@ -1,0 +1,132 @@
+//! Optimistic transactions over the `Store` port: read with versions, decide, commit with the
+//! versions read as expectations, and on a conflict run the whole decision again.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::Error;
+use crate::ports::{Change, Entry, Store, StoreError, Write};
+
+/// How often a decision is re-run after a conflict before giving up with `Contention`.
+/// Generous: twenty simultaneous first messages of one person all touch the same keys.
+const MAX_ATTEMPTS: usize = 200;
+
+/// A set of reads and buffered writes.
+pub(crate) struct Tx<'a> {
+    store: &'a dyn Store,
+    /// Version seen for every key read (0: absent).
+    read: BTreeMap<String, u64>,
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl<'a> Tx<'a> {
+    fn new(store: &'a dyn Store) -> Self {
+        Tx {
+            store,
+            read: BTreeMap::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Reads and decodes a record, remembering its version.
+    pub fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
+        if let Some(pending) = self.writes.get(key) {
+            return pending.as_deref().map(decode).transpose();
+        }
+        let entry = self.store.get(key).map_err(storage)?;
+        self.read
+            .insert(key.to_owned(), entry.as_ref().map_or(0, |e| e.version));
+        entry.map(|e| decode(&e.value)).transpose()
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: impl Into<String>, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("domain records always serialize");
+        self.writes.insert(key.into(), Some(bytes));
+    }
+
+    pub fn delete(&mut self, key: impl Into<String>) {
+        self.writes.insert(key.into(), None);
+    }
+
+    /// Commits; every key read must still be at the version read, written or not, so a
+    /// decision never rests on a stale read.
+    fn commit(self) -> Result<(), StoreError> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let mut writes: Vec<Write> = Vec::with_capacity(self.writes.len() + self.read.len());
+        for (key, value) in self.writes {
+            let expect = self.read.get(&key).copied();
+            let change = value.map_or(Change::Delete, Change::Put);
+            writes.push(Write {
+                key,
+                change,
+                expect,
+            });
+        }
+        for (key, version) in self.read {
+            if !writes.iter().any(|w| w.key == key) {
+                writes.push(Write {
+                    key,
+                    change: Change::Check,
+                    expect: Some(version),
+                });
+            }
+        }
+        self.store.commit(writes)
+    }
+}
+
+/// Runs `decide` in a transaction until its commit goes through.
+pub(crate) fn transact<T>(
+    store: &dyn Store,
+    mut decide: impl FnMut(&mut Tx<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut tx = Tx::new(store);
+        let outcome = decide(&mut tx)?;
+        match tx.commit() {
+            Ok(()) => return Ok(outcome),
+            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Unavailable(why)) => return Err(Error::Storage(why)),
+        }
+    }
+    Err(Error::Contention)
+}
+
+/// Reads one record outside a transaction.
+pub(crate) fn read<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, Error> {
+    store
+        .get(key)
+        .map_err(storage)?
+        .map(|e: Entry| decode(&e.value))
+        .transpose()
+}
+
+/// Lists records under a prefix, keyed by their full key.
+pub(crate) fn scan<T: DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<(String, T)>, Error> {
+    store
+        .scan(prefix, after, limit)
+        .map_err(storage)?
+        .into_iter()
+        .map(|e| Ok((e.key, decode(&e.value)?)))
+        .collect()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Storage(format!("a stored record is unreadable: {e}")))
+}
+
+fn storage(e: StoreError) -> Error {
+    match e {
+        StoreError::Conflict => Error::Contention,
+        StoreError::Unavailable(why) => Error::Storage(why),
+    }
+}
