@@ -9,7 +9,6 @@ use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
 use crate::keys;
 use crate::lead::{Communication, Item, Lead, LeadStatus};
-use crate::settings::Settings;
 use crate::tx::{read, transact};
 
 /// A counterparty ("Контрагент") made from a VK user.
@@ -65,7 +64,7 @@ impl Core<'_> {
     ) -> Result<(CounterpartyId, OrderId), Error> {
         let now = self.clock.now();
         transact(self.store, |tx| {
-            Settings::load(tx)?.require_listed(actor)?;
+            self.settings_in(tx)?.require_listed(actor)?;
             let mut lead = Lead::load(tx, id)?;
             if let (Some(counterparty), Some(order)) = (lead.counterparty_id, lead.order_id) {
                 return Err(Error::AlreadyConverted {

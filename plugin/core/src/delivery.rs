@@ -16,7 +16,6 @@ use crate::dialog::{
 use crate::error::Error;
 use crate::ids::{DialogId, EmployeeId, MessageId};
 use crate::keys;
-use crate::settings::Settings;
 use crate::tx::{Tx, read, scan, transact};
 use crate::vk::{Api, ApiError, MAX_TEXT_CHARS};
 
@@ -91,7 +90,7 @@ impl Core<'_> {
         }
         let now = self.clock.now();
         let key = transact(self.store, |tx| {
-            Settings::load(tx)?.require_listed(actor)?;
+            self.settings_in(tx)?.require_listed(actor)?;
             let dialog = Dialog::load(tx, id)?;
             dialog.require_participant(actor)?;
             if !dialog.messages_allowed {
@@ -164,7 +163,7 @@ impl Core<'_> {
             pending.lease_until = Some(now + lease);
             tx.put(keys::outbox(key), &pending);
             let message: Message = tx.get(key)?.ok_or(Error::DialogNotFound)?;
-            let settings = Settings::load(tx)?;
+            let settings = self.settings_in(tx)?;
             Ok(Some((pending, message, settings)))
         })?;
         let Some((pending, message, settings)) = leased else {

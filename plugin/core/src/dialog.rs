@@ -277,7 +277,7 @@ impl Core<'_> {
     ) -> Result<Dialog, Error> {
         let now = self.clock.now();
         transact(self.store, |tx| {
-            let settings = Settings::load(tx)?;
+            let settings = self.settings_in(tx)?;
             settings.require_listed(actor)?;
             let before = Dialog::load(tx, id)?;
             let mut dialog = before.clone();

@@ -45,7 +45,7 @@ impl Core<'_> {
         if envelope.kind == "confirmation" {
             return self.confirm(&envelope);
         }
-        let settings: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        let settings = self.current_settings()?;
         check_origin(&settings, &envelope)?;
         let dedup = dedup_key(&envelope)?;
         if let Some(key) = &dedup {
@@ -85,7 +85,7 @@ impl Core<'_> {
     /// `confirmation`: answers the configured string and records the community id.
     fn confirm(&self, envelope: &Envelope) -> Result<CallbackReply, Error> {
         transact(self.store, |tx| {
-            let mut settings = Settings::load(tx)?;
+            let settings = self.settings_in(tx)?;
             if let (Some(expected), Some(given)) = (&settings.secret, &envelope.secret) {
                 if !same_secret(expected, given) {
                     return Err(Error::WrongSecret);
@@ -95,8 +95,9 @@ impl Core<'_> {
                 Some(group) if group != envelope.group_id => return Err(Error::ForeignGroup),
                 Some(_) => {}
                 None => {
-                    settings.group_id = Some(envelope.group_id);
-                    tx.put(keys::SETTINGS, &settings);
+                    let mut stored = Settings::stored(tx)?;
+                    stored.group_id = Some(envelope.group_id);
+                    tx.put(keys::SETTINGS, &stored);
                 }
             }
             settings
@@ -150,7 +151,7 @@ impl Core<'_> {
         let now = self.clock.now();
         let attachments = message.attachments();
         self.once(dedup, |tx| {
-            let settings = Settings::load(tx)?;
+            let settings = self.settings_in(tx)?;
             let dialog = match tx.get::<DialogId>(&keys::peer(peer))? {
                 Some(id) => {
                     let before = Dialog::load(tx, id)?;
@@ -293,7 +294,7 @@ impl Core<'_> {
         if pending.is_empty() {
             return Ok(0);
         }
-        let settings: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        let settings = self.current_settings()?;
         let Some(token) = settings.access_token.as_deref() else {
             return Ok(0);
         };

@@ -9,7 +9,6 @@ use crate::dialog::{Dialog, DialogStatus};
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, ItemId, LeadId, OrderId};
 use crate::keys;
-use crate::settings::Settings;
 use crate::tx::{Tx, read, transact};
 
 /// The currency of goods that name none.
@@ -311,7 +310,7 @@ impl Core<'_> {
         change: impl Fn(&mut Lead) -> Result<(), Error>,
     ) -> Result<(Lead, Communication), Error> {
         let lead = transact(self.store, |tx| {
-            Settings::load(tx)?.require_listed(actor)?;
+            self.settings_in(tx)?.require_listed(actor)?;
             let mut lead = Lead::load(tx, id)?;
             lead.require_editable()?;
             change(&mut lead)?;

@@ -35,11 +35,19 @@ pub struct Core<'a> {
     store: &'a dyn Store,
     http: &'a dyn Http,
     clock: &'a dyn Clock,
+    platform: Option<&'a settings::SettingsUpdate>,
 }
 
 impl<'a> Core<'a> {
     pub fn new(store: &'a dyn Store, http: &'a dyn Http, clock: &'a dyn Clock) -> Self {
-        Core { store, http, clock }
+        Core { store, http, clock, platform: None }
+    }
+
+    /// Settings the platform fixes (e.g. Spin variables holding the access key and the
+    /// secret): they win over stored ones on every read and are never written to storage.
+    pub fn with_platform_settings(mut self, fixed: &'a settings::SettingsUpdate) -> Self {
+        self.platform = Some(fixed);
+        self
     }
 }
 

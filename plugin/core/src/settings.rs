@@ -56,8 +56,33 @@ impl Settings {
         self.employees.contains(&employee)
     }
 
-    pub(crate) fn load(tx: &mut Tx<'_>) -> Result<Settings, Error> {
+    /// The settings as stored, without what the platform fixes.
+    pub(crate) fn stored(tx: &mut Tx<'_>) -> Result<Settings, Error> {
         Ok(tx.get(keys::SETTINGS)?.unwrap_or_default())
+    }
+
+    fn overlay(mut self, fixed: Option<&SettingsUpdate>) -> Settings {
+        let Some(fixed) = fixed else { return self };
+        let clear_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        if fixed.access_token.is_some() {
+            self.access_token = clear_empty(&fixed.access_token);
+        }
+        if fixed.secret.is_some() {
+            self.secret = clear_empty(&fixed.secret);
+        }
+        if fixed.confirmation.is_some() {
+            self.confirmation = clear_empty(&fixed.confirmation);
+        }
+        if let Some(name) = &fixed.group_name {
+            self.group_name.clone_from(name);
+        }
+        if let Some(version) = &fixed.api_version {
+            self.api_version.clone_from(version);
+        }
+        if let Some(employees) = &fixed.employees {
+            self.employees.clone_from(employees);
+        }
+        self
     }
 
     fn view(&self) -> SettingsView {
@@ -100,11 +125,20 @@ pub struct SettingsUpdate {
 }
 
 impl Core<'_> {
+    /// The settings in force, inside a transaction.
+    pub(crate) fn settings_in(&self, tx: &mut Tx<'_>) -> Result<Settings, Error> {
+        Ok(Settings::stored(tx)?.overlay(self.platform))
+    }
+
+    /// The settings in force, read once.
+    pub(crate) fn current_settings(&self) -> Result<Settings, Error> {
+        let stored: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        Ok(stored.overlay(self.platform))
+    }
+
     /// Reads the settings, secrets masked.
     pub fn settings(&self) -> Result<SettingsView, Error> {
-        Ok(read::<Settings>(self.store, keys::SETTINGS)?
-            .unwrap_or_default()
-            .view())
+        Ok(self.current_settings()?.view())
     }
 
     /// Validates the whole update first, then applies it; an invalid field stores nothing.
@@ -130,7 +164,7 @@ impl Core<'_> {
             list
         });
         transact(self.store, |tx| {
-            let mut settings = Settings::load(tx)?;
+            let mut settings = Settings::stored(tx)?;
             if let Some(value) = &access_token {
                 settings.access_token.clone_from(value);
             }
@@ -150,17 +184,17 @@ impl Core<'_> {
                 settings.employees.clone_from(value);
             }
             tx.put(keys::SETTINGS, &settings);
-            Ok(settings.view())
+            Ok(settings.overlay(self.platform).view())
         })
     }
 
     /// Forgets the community id; the next `confirmation` callback records a new one.
     pub fn reset_group_id(&self) -> Result<SettingsView, Error> {
         transact(self.store, |tx| {
-            let mut settings = Settings::load(tx)?;
+            let mut settings = Settings::stored(tx)?;
             settings.group_id = None;
             tx.put(keys::SETTINGS, &settings);
-            Ok(settings.view())
+            Ok(settings.overlay(self.platform).view())
         })
     }
 }

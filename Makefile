@@ -1,0 +1,33 @@
+# Every command a developer or CI needs. `make run` serves the product, `make test` runs
+# every check and test. Both install what they need (the wasm32-wasip2 target) first.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+ARGS ?=
+
+.PHONY: run test setup plugin faulty-plugin lint unit bench
+
+setup:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+# The plugin component: target/wasm32-wasip2/release/vk_plugin.wasm
+plugin: setup
+	$(CARGO) build --release --target $(WASM_TARGET) -p vk-plugin
+
+# Test-only: the same component built with fault injection (traps, loops, memory hogs on demand).
+faulty-plugin: setup
+	$(CARGO) build --release --target $(WASM_TARGET) -p vk-plugin --features fault-injection --target-dir target/faulty
+
+run: plugin
+	$(CARGO) run -p vk-host -- serve $(ARGS)
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --exclude vk-plugin --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p vk-plugin --all-targets -- -D warnings
+
+test: plugin faulty-plugin lint
+	$(CARGO) test --workspace --exclude vk-plugin
+
+bench: plugin
+	$(CARGO) run -p vk-host -- bench $(ARGS)
