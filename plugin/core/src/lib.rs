@@ -40,7 +40,12 @@ pub struct Core<'a> {
 
 impl<'a> Core<'a> {
     pub fn new(store: &'a dyn Store, http: &'a dyn Http, clock: &'a dyn Clock) -> Self {
-        Core { store, http, clock, platform: None }
+        Core {
+            store,
+            http,
+            clock,
+            platform: None,
+        }
     }
 
     /// Settings the platform fixes (e.g. Spin variables holding the access key and the

@@ -1,0 +1,511 @@
+//! Open lines end to end (§2–§8): claim, reply to VK, invite, delegate, leave, history,
+//! finish, spam and restore; every refusal over HTTP; tracked delivery to VK.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+const PERSON: i64 = 512_340_987;
+
+/// A world with three listed operators and one new dialog; returns the dialog id.
+fn with_dialog(flags: &[&str]) -> (World, String) {
+    let world = World::with_flags(3, flags);
+    assert_eq!(
+        world
+            .host
+            .callback(&message_new("first", PERSON, 1, "Здравствуйте!")),
+        (200, "ok".to_owned())
+    );
+    let id = world.dialog_of(PERSON)["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    (world, id)
+}
+
+fn post(world: &World, who: usize, path: &str, body: Option<Value>) -> (u16, Value) {
+    world.host.call("POST", path, world.token(who), body)
+}
+
+fn ids(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v.as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn an_operator_team_works_a_dialog_from_claim_to_restore() {
+    let (world, id) = with_dialog(&[]);
+    let [a, b, c] = [0, 1, 2].map(|n| world.staff[n].id.clone());
+    let d = |command: &str| format!("/api/dialogs/{id}/{command}");
+
+    // The dialog waits in everyone's queue; A claims it.
+    assert_eq!(world.dialogs(1, "open").len(), 1);
+    let (code, dialog) = post(&world, 0, &d("claim"), None);
+    assert_eq!(code, 200, "{dialog}");
+    assert_eq!(
+        (dialog["responsible"].as_str(), ids(&dialog["participants"])),
+        (Some(a.as_str()), vec![a.clone()])
+    );
+    assert!(
+        world.dialogs(1, "open").is_empty(),
+        "claimed dialogs leave the queue"
+    );
+
+    // A answers: the text reaches VK once, to the right peer, with a random_id.
+    let (code, message) = post(
+        &world,
+        0,
+        &d("messages"),
+        Some(json!({"text": "Доставка — 350 ₽"})),
+    );
+    assert_eq!(code, 201, "{message}");
+    assert_eq!(
+        (message["direction"].as_str(), message["delivery"].as_str()),
+        (Some("out"), Some("sent"))
+    );
+    assert_eq!(message["author"].as_str(), Some(a.as_str()));
+    assert_eq!(
+        world.vk.delivered(),
+        vec![(PERSON, "Доставка — 350 ₽".to_owned())]
+    );
+    let send = &world.vk.calls("messages.send")[0];
+    assert_eq!(send["peer_id"], PERSON.to_string());
+    assert!(send["random_id"].parse::<i32>().expect("an int32") > 0);
+    assert_eq!(send["access_token"], ACCESS_TOKEN);
+
+    // A invites B; B answers and leaves.
+    let (code, dialog) = post(&world, 0, &d("invite"), Some(json!({"employees": [b]})));
+    assert_eq!(
+        (code, ids(&dialog["participants"])),
+        (200, vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        post(&world, 1, &d("messages"), Some(json!({"text": "Я помогу"}))).0,
+        201
+    );
+    let (code, dialog) = post(&world, 1, &d("leave"), None);
+    assert_eq!((code, ids(&dialog["participants"])), (200, vec![a.clone()]));
+
+    // A delegates to C and stays a participant until leaving.
+    let (code, dialog) = post(&world, 0, &d("delegate"), Some(json!({"to": c})));
+    assert_eq!(
+        (code, dialog["responsible"].as_str()),
+        (200, Some(c.as_str()))
+    );
+    assert_eq!(ids(&dialog["participants"]), vec![c.clone(), a.clone()]);
+    assert_eq!(post(&world, 0, &d("leave"), None).0, 200);
+
+    // C finishes; B restores it and it goes back to C.
+    let (code, dialog) = post(&world, 2, &d("finish"), None);
+    assert_eq!((code, dialog["status"].as_str()), (200, Some("finished")));
+    assert_eq!(world.dialogs(1, "finished").len(), 1);
+    let (code, dialog) = post(&world, 1, &d("restore"), None);
+    assert_eq!(
+        (
+            code,
+            dialog["status"].as_str(),
+            dialog["responsible"].as_str()
+        ),
+        (200, Some("open"), Some(c.as_str()))
+    );
+
+    // C closes it as spam; it shows in the spam filter and restores to C again.
+    assert_eq!(post(&world, 2, &d("spam"), None).1["status"], "spam");
+    assert_eq!(world.dialogs(0, "spam").len(), 1);
+    assert!(world.dialogs(2, "open").is_empty());
+    assert_eq!(
+        post(&world, 0, &d("restore"), None).1["responsible"].as_str(),
+        Some(c.as_str())
+    );
+
+    // The history has every step, in order, with its actor; and every operator.
+    let (code, history) = world.host.call("GET", &d("history"), world.token(1), None);
+    assert_eq!(code, 200, "{history}");
+    let steps: Vec<(String, Option<String>)> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().expect("a kind").to_owned(),
+                e["actor"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let expected = [
+        ("message-in", None),
+        ("claimed", Some(&a)),
+        ("message-out", Some(&a)),
+        ("invited", Some(&a)),
+        ("message-out", Some(&b)),
+        ("left", Some(&b)),
+        ("delegated", Some(&a)),
+        ("left", Some(&a)),
+        ("finished", Some(&c)),
+        ("restored", Some(&b)),
+        ("closed-as-spam", Some(&c)),
+        ("restored", Some(&a)),
+    ]
+    .map(|(kind, actor)| (kind.to_owned(), actor.cloned()));
+    assert_eq!(steps, expected);
+    assert_eq!(ids(&history["operators"]), vec![a, b, c]);
+    assert_eq!(world.vk.delivered().len(), 2);
+}
+
+#[test]
+fn every_rule_refuses_over_http_and_changes_nothing() {
+    let (world, id) = with_dialog(&[]);
+    let d = |command: &str| format!("/api/dialogs/{id}/{command}");
+    let (_, outsider) = world.host.call(
+        "POST",
+        "/api/employees",
+        Some(ADMIN),
+        Some(json!({"name": "Not listed"})),
+    );
+    let outsider = outsider["token"].as_str().expect("a token").to_owned();
+
+    let refusals: Vec<(u16, Value)> = vec![
+        world.host.call("GET", "/api/dialogs", None, None),
+        world.host.call("GET", "/api/dialogs", Some("forged"), None),
+        world
+            .host
+            .call("GET", "/api/dialogs", Some(&outsider), None),
+        world.host.call("POST", &d("claim"), Some(&outsider), None),
+        post(&world, 1, &d("messages"), Some(json!({"text": "not mine"}))),
+        post(&world, 1, &d("finish"), None),
+        post(&world, 0, &d("restore"), None),
+        post(
+            &world,
+            0,
+            "/api/dialogs/00000000-0000-0000-0000-000000000000/claim",
+            None,
+        ),
+        post(&world, 0, "/api/dialogs/not-an-id/claim", None),
+    ];
+    let expected = [
+        (401, "unauthorized"),
+        (401, "unauthorized"),
+        (403, "employee-not-listed"),
+        (403, "employee-not-listed"),
+        (403, "not-a-participant"),
+        (403, "not-responsible"),
+        (409, "dialog-not-closed"),
+        (404, "dialog-not-found"),
+        (404, "dialog-not-found"),
+    ];
+    for ((status, body), (want, code)) in refusals.iter().zip(expected) {
+        assert_eq!(
+            (*status, body["error"]["code"].as_str()),
+            (want, Some(code)),
+            "{body}"
+        );
+    }
+
+    assert_eq!(post(&world, 0, &d("claim"), None).0, 200);
+    let (status, body) = post(&world, 1, &d("claim"), None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already-claimed"))
+    );
+    let (status, body) = post(
+        &world,
+        1,
+        &d("invite"),
+        Some(json!({"employees": [world.staff[2].id]})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not-responsible"))
+    );
+    let (status, _) = post(&world, 0, &d("invite"), Some(json!({"people": []})));
+    assert_eq!(status, 400);
+    let (status, _) = world.host.request(
+        "POST",
+        &d("messages"),
+        world.token(0),
+        Some(b"{oops".to_vec()),
+    );
+    assert_eq!(status, 400);
+    let (status, body) = post(
+        &world,
+        0,
+        &d("messages"),
+        Some(json!({"text": "я".repeat(9001)})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid-field"))
+    );
+    let (status, body) = post(
+        &world,
+        0,
+        &d("delegate"),
+        Some(json!({"to": "00000000-0000-0000-0000-000000000001"})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("employee-not-listed"))
+    );
+
+    let dialog = world.dialog_of(PERSON);
+    assert_eq!(
+        ids(&dialog["participants"]),
+        vec![world.staff[0].id.clone()]
+    );
+    assert!(
+        world.vk.calls("messages.send").is_empty(),
+        "no refused message reached VK"
+    );
+    let (_, history) = world.host.call("GET", &d("history"), world.token(0), None);
+    assert_eq!(
+        history["events"].as_array().map(Vec::len),
+        Some(2),
+        "message-in and claimed only"
+    );
+}
+
+#[test]
+fn a_send_that_times_out_is_delivered_exactly_once_by_the_outbox() {
+    let (world, id) = with_dialog(&["--http-timeout-ms", "400", "--flush-interval-ms", "300"]);
+    post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
+    world
+        .vk
+        .fail_next("messages.send", Failure::Late(Duration::from_millis(1500)));
+    let (code, message) = post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "Once only"})),
+    );
+    assert_eq!(
+        (code, message["delivery"].as_str()),
+        (201, Some("pending")),
+        "{message}"
+    );
+    for _ in 0..5 {
+        world.flush();
+    }
+    let sent = eventually(Duration::from_secs(15), || {
+        world.flush();
+        world
+            .messages(0, &id)
+            .iter()
+            .any(|m| m["delivery"] == "sent")
+    });
+    assert!(
+        sent,
+        "the outbox delivered it: {:?}",
+        world.messages(0, &id)
+    );
+    for _ in 0..5 {
+        world.flush();
+    }
+    assert_eq!(world.vk.delivered(), vec![(PERSON, "Once only".to_owned())]);
+    let attempts = world.vk.calls("messages.send");
+    assert!(attempts.len() >= 2, "it was retried");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["random_id"] == attempts[0]["random_id"]),
+        "every retry reuses the random_id"
+    );
+}
+
+#[test]
+fn a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried() {
+    let (world, id) = with_dialog(&[]);
+    post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
+    world.vk.fail_next(
+        "messages.send",
+        Failure::Vk(
+            902,
+            "Can't send messages to this user due to their privacy settings",
+        ),
+    );
+    let (code, message) = post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "hi"})),
+    );
+    assert_eq!((code, message["delivery"].as_str()), (201, Some("failed")));
+    assert_eq!(message["error"]["code"], 902);
+    assert!(
+        message["error"]["message"]
+            .as_str()
+            .expect("a text")
+            .contains("privacy")
+    );
+    world.flush();
+    assert_eq!(world.vk.calls("messages.send").len(), 1);
+}
+
+#[test]
+fn the_echo_of_a_sent_message_is_never_stored_twice() {
+    let (world, id) = with_dialog(&["--http-timeout-ms", "400", "--flush-interval-ms", "600000"]);
+    post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
+    post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "first"})),
+    );
+    let call = world.vk.calls("messages.send")[0].clone();
+    let random: i64 = call["random_id"].parse().expect("a number");
+    // The echo of a delivered message (VK sends it as message_reply with our random_id).
+    assert_eq!(
+        world
+            .host
+            .callback(&message_reply("echo-1", PERSON, 1001, random, "first"))
+            .0,
+        200
+    );
+    // The echo of a message whose send is still waiting for VK's answer confirms it.
+    world
+        .vk
+        .fail_next("messages.send", Failure::Late(Duration::from_millis(1500)));
+    let (_, pending) = post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "second"})),
+    );
+    assert_eq!(pending["delivery"], "pending");
+    let random: i64 = world.vk.calls("messages.send")[1]["random_id"]
+        .parse()
+        .expect("a number");
+    assert_eq!(
+        world
+            .host
+            .callback(&message_reply("echo-2", PERSON, 1002, random, "second"))
+            .0,
+        200
+    );
+    // A reply an admin typed inside VK is stored as outgoing with no author.
+    assert_eq!(
+        world
+            .host
+            .callback(&message_reply("typed", PERSON, 1003, 0, "typed in VK"))
+            .0,
+        200
+    );
+    let messages = world.messages(0, &id);
+    let outgoing: Vec<(&str, &str, Value)> = messages
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap(),
+                m["delivery"].as_str().unwrap(),
+                m["author"].clone(),
+            )
+        })
+        .collect();
+    let a = json!(world.staff[0].id);
+    assert_eq!(
+        outgoing,
+        vec![
+            ("first", "sent", a.clone()),
+            ("second", "sent", a),
+            ("typed in VK", "sent", Value::Null)
+        ]
+    );
+    world.flush();
+    assert_eq!(world.vk.delivered().len(), 2);
+}
+
+#[test]
+fn a_person_who_denied_messages_is_not_written_to() {
+    let (world, id) = with_dialog(&[]);
+    post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
+    assert_eq!(
+        world
+            .host
+            .callback(&user_event("message_deny", "deny-1", PERSON))
+            .0,
+        200
+    );
+    assert_eq!(world.dialog_of(PERSON)["messages_allowed"], false);
+    let (code, body) = post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "hello?"})),
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("messages-denied"))
+    );
+    assert!(world.vk.calls("messages.send").is_empty());
+    assert_eq!(
+        world.messages(0, &id).len(),
+        1,
+        "the refused message was not stored"
+    );
+    assert_eq!(
+        world
+            .host
+            .callback(&user_event("message_allow", "allow-1", PERSON))
+            .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &world,
+            0,
+            &format!("/api/dialogs/{id}/messages"),
+            Some(json!({"text": "hello!"}))
+        )
+        .0,
+        201
+    );
+}
+
+#[test]
+fn an_edited_message_keeps_its_previous_text() {
+    let (world, id) = with_dialog(&[]);
+    let mut edit = message_reply("edit-1", PERSON, 1, 0, "Здравствуйте! Уточню вопрос");
+    edit["type"] = json!("message_edit");
+    edit["object"]["from_id"] = json!(PERSON);
+    edit["object"]["update_time"] = json!(1_767_261_900);
+    assert_eq!(world.host.callback(&edit).0, 200);
+    let message = &world.messages(0, &id)[0];
+    assert_eq!(message["text"], "Здравствуйте! Уточню вопрос");
+    assert_eq!(message["previous_texts"], json!(["Здравствуйте!"]));
+    assert_eq!(message["edited_at"], "2026-01-01T10:05:00Z");
+}
+
+#[test]
+fn lists_page_with_a_cursor() {
+    let world = World::new(1);
+    for user in 1..=5 {
+        world
+            .host
+            .callback(&message_new(&format!("p-{user}"), user, 1, "hi"));
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/dialogs?limit=2".to_owned();
+    loop {
+        let (code, page) = world.host.call("GET", &path, world.token(0), None);
+        assert_eq!(code, 200);
+        seen.extend(
+            page["dialogs"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|d| d["peer_id"].as_i64().expect("a peer")),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/dialogs?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![5, 4, 3, 2, 1], "newest first, each once");
+}

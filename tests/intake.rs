@@ -1,0 +1,342 @@
+//! VK callback intake end to end: the real host, the real component, a VK stand-in.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+#[test]
+fn confirmation_answers_the_string_and_records_the_community() {
+    let world = World::new(1);
+    let (code, settings) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
+    assert_eq!(code, 200);
+    assert_eq!(settings["group_id"], GROUP);
+    // Read-only afterwards: another community's confirmation is refused.
+    let mut foreign = confirmation();
+    foreign["group_id"] = json!(GROUP + 1);
+    assert_eq!(world.host.callback(&foreign).0, 403);
+    // An explicit reset lets a new community confirm.
+    let (code, settings) = world
+        .host
+        .call("DELETE", "/api/settings/group-id", Some(ADMIN), None);
+    assert_eq!((code, settings["group_id"].clone()), (200, Value::Null));
+    assert_eq!(
+        world.host.callback(&foreign),
+        (200, CONFIRMATION.to_owned())
+    );
+}
+
+#[test]
+fn a_new_person_becomes_a_lead_with_a_dialog_and_the_message() {
+    let world = World::new(1);
+    let (code, body) = world.host.callback(&message_new(
+        "e-1",
+        512_340_987,
+        1042,
+        "Сколько стоит доставка?",
+    ));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    let dialog = world.dialog_of(512_340_987);
+    assert_eq!(
+        (dialog["status"].as_str(), dialog["responsible"].clone()),
+        (Some("open"), Value::Null)
+    );
+    let (code, lead) = world.host.call(
+        "GET",
+        &format!("/api/leads/{}", dialog["lead_id"].as_str().unwrap()),
+        world.token(0),
+        None,
+    );
+    assert_eq!(code, 200, "{lead}");
+    assert_eq!(lead["title"], "Bakery: Ivan512340987 Petrov");
+    assert_eq!(
+        (lead["first_name"].as_str(), lead["last_name"].as_str()),
+        (Some("Ivan512340987"), Some("Petrov"))
+    );
+    assert_eq!(
+        (lead["source"].as_str(), lead["status"].as_str()),
+        (Some("Bakery"), Some("new"))
+    );
+    assert_eq!(lead["communication"]["dialog_id"], dialog["id"]);
+    let messages = world.messages(0, dialog["id"].as_str().unwrap());
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        (
+            messages[0]["direction"].as_str(),
+            messages[0]["text"].as_str()
+        ),
+        (Some("in"), Some("Сколько стоит доставка?"))
+    );
+    let lookups = world.vk.calls("users.get");
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0]["user_ids"], "512340987");
+    assert_eq!(lookups[0]["access_token"], ACCESS_TOKEN);
+}
+
+#[test]
+fn the_old_message_new_shape_is_read_too() {
+    let world = World::new(1);
+    let old = json!({"type": "message_new", "group_id": GROUP, "event_id": "old-1", "secret": SECRET,
+        "object": {"id": 7, "date": 1_500_000_000, "peer_id": 42, "from_id": 42, "text": "old client",
+                   "attachments": [{"type": "doc", "doc": {"title": "price.pdf", "url": "https://vk.com/doc1_2"}}]}});
+    assert_eq!(world.host.callback(&old), (200, "ok".to_owned()));
+    let dialog = world.dialog_of(42);
+    let messages = world.messages(0, dialog["id"].as_str().unwrap());
+    assert_eq!(messages[0]["text"], "old client");
+    assert_eq!(
+        messages[0]["attachments"],
+        json!([{"type": "doc", "url": "https://vk.com/doc1_2", "title": "price.pdf"}])
+    );
+}
+
+#[test]
+fn a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing() {
+    let world = World::new(1);
+    let mut wrong_secret = message_new("e-1", 7, 1, "hi");
+    wrong_secret["secret"] = json!("guess");
+    let mut no_secret = message_new("e-2", 7, 1, "hi");
+    no_secret.as_object_mut().unwrap().remove("secret");
+    let mut foreign = message_new("e-3", 7, 1, "hi");
+    foreign["group_id"] = json!(1);
+    for event in [wrong_secret, no_secret, foreign] {
+        let (code, body) = world.host.callback(&event);
+        assert_eq!(code, 403, "{body}");
+    }
+    assert!(world.dialogs(0, "open").is_empty());
+    assert!(
+        world.vk.calls("users.get").is_empty(),
+        "nothing refused reaches VK"
+    );
+}
+
+#[test]
+fn an_event_sent_five_times_is_stored_once() {
+    let world = World::new(1);
+    let event = message_new("same-event", 99, 5, "once");
+    for _ in 0..5 {
+        assert_eq!(world.host.callback(&event), (200, "ok".to_owned()));
+    }
+    let dialog = world.dialog_of(99);
+    assert_eq!(world.messages(0, dialog["id"].as_str().unwrap()).len(), 1);
+}
+
+#[test]
+fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages() {
+    let world = World::new(1);
+    std::thread::scope(|scope| {
+        for n in 0..20 {
+            let host = &world.host;
+            scope.spawn(move || {
+                let (code, body) = host.callback(&message_new(
+                    &format!("burst-{n}"),
+                    777,
+                    100 + n,
+                    &format!("message {n}"),
+                ));
+                assert_eq!((code, body.as_str()), (200, "ok"));
+            });
+        }
+    });
+    let dialog = world.dialog_of(777);
+    let messages = world.messages(0, dialog["id"].as_str().unwrap());
+    assert_eq!(messages.len(), 20);
+    let mut texts: Vec<String> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 20);
+    let (code, lead) = world.host.call(
+        "GET",
+        &format!("/api/leads/{}", dialog["lead_id"].as_str().unwrap()),
+        world.token(0),
+        None,
+    );
+    assert_eq!(
+        (code, lead["communication"]["dialog_id"].clone()),
+        (200, dialog["id"].clone())
+    );
+}
+
+#[test]
+fn malformed_and_oversized_bodies_are_refused_and_store_nothing() {
+    let world = World::new(1);
+    let path = "/settings/integrations/vk-group/call-back";
+    let (code, body) = world
+        .host
+        .request("POST", path, None, Some(b"{not json".to_vec()));
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = world
+        .host
+        .request("POST", path, None, Some(br#"{"group_id": 1}"#.to_vec()));
+    assert_eq!(code, 400, "no type");
+    let (code, _) = world.host.request(
+        "POST",
+        path,
+        None,
+        Some(br#"{"type": "message_new"}"#.to_vec()),
+    );
+    assert_eq!(code, 400, "no group_id");
+    let mut huge = message_new("big", 5, 1, "x");
+    huge["object"]["message"]["text"] = json!("x".repeat(2 << 20));
+    let (code, body) = world
+        .host
+        .request("POST", path, None, Some(huge.to_string().into_bytes()));
+    assert_eq!(code, 413, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "body-too-large");
+    let (code, _) = world.host.request(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(vec![b' '; 2 << 20]),
+    );
+    assert_eq!(code, 413);
+    assert!(world.dialogs(0, "open").is_empty());
+}
+
+#[test]
+fn a_failing_name_lookup_keeps_the_message_and_the_name_is_filled_in_later() {
+    let world = World::new(1);
+    world
+        .vk
+        .fail_next("users.get", Failure::Vk(10, "Internal server error"));
+    assert_eq!(
+        world.host.callback(&message_new("e-1", 31337, 1, "hello")),
+        (200, "ok".to_owned())
+    );
+    let dialog = world.dialog_of(31337);
+    assert_eq!(dialog["name"], "VK user 31337");
+    let lead_path = format!("/api/leads/{}", dialog["lead_id"].as_str().unwrap());
+    assert_eq!(
+        world.host.call("GET", &lead_path, world.token(0), None).1["title"],
+        "Bakery: VK user 31337"
+    );
+    assert_eq!(world.messages(0, dialog["id"].as_str().unwrap()).len(), 1);
+    assert_eq!(world.flush()["names_filled"], 1);
+    let (_, lead) = world.host.call("GET", &lead_path, world.token(0), None);
+    assert_eq!(
+        (lead["title"].as_str(), lead["first_name"].as_str()),
+        (Some("Bakery: Ivan31337 Petrov"), Some("Ivan31337"))
+    );
+    assert_eq!(world.dialog_of(31337)["name"], "Ivan31337 Petrov");
+}
+
+#[test]
+fn unknown_event_types_are_acknowledged_and_ignored() {
+    let world = World::new(1);
+    let typing = json!({"type": "message_typing_state", "group_id": GROUP, "event_id": "t-1", "secret": SECRET,
+        "object": {"state": "typing", "from_id": 5, "to_id": -GROUP}});
+    assert_eq!(world.host.callback(&typing), (200, "ok".to_owned()));
+    assert!(world.dialogs(0, "open").is_empty());
+}
+
+#[test]
+fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret() {
+    let world = World::new(1);
+    world.host.callback(&message_new("e-1", 5, 1, "hi"));
+    let (code, body) = world
+        .host
+        .request("GET", "/api/settings", Some(ADMIN), None);
+    assert_eq!(code, 200);
+    let settings: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(settings["access_token"], "vk1.a.****Ab3x");
+    assert_eq!(settings["secret"], "****");
+    let mut wrong = message_new("e-2", 5, 2, "hi");
+    wrong["secret"] = json!("nope");
+    let (_, refusal) = world.host.callback(&wrong);
+    for text in [body, refusal, world.host.logs()] {
+        assert!(
+            !text.contains(ACCESS_TOKEN) && !text.contains(SECRET),
+            "a secret leaked: {text}"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_with_a_clear_error_and_store_nothing() {
+    let world = World::new(1);
+    let (_, before) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
+    for (body, code) in [
+        (json!({"group_id": 5}), "read-only-field"),
+        (json!({"secret": "x".repeat(51)}), "invalid-field"),
+        (json!({"api_version": "latest"}), "invalid-field"),
+        (
+            json!({"employees": ["not-a-known-employee"]}),
+            "unknown-employee",
+        ),
+        (json!({"group_name": 5}), "malformed-body"),
+        (json!({"colour": "red"}), "malformed-body"),
+    ] {
+        let (status, answer) = world
+            .host
+            .call("PUT", "/api/settings", Some(ADMIN), Some(body));
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        world.host.call("GET", "/api/settings", Some(ADMIN), None).1,
+        before
+    );
+    let (status, _) = world
+        .host
+        .call("GET", "/api/settings", world.token(0), None);
+    assert_eq!(status, 403, "an operator is not the admin");
+    let (status, _) = world
+        .host
+        .call("GET", "/api/settings", Some("made-up"), None);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn with_a_database_file_a_restarted_host_still_has_everything() {
+    let dir = std::env::temp_dir().join(format!("vk-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let db = dir.join("crm.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let vk = VkStandIn::start();
+    let (staff, dialog_id) = {
+        let host = Host::serve(&vk, &["--db", db]);
+        let staff = connect(&host, 1);
+        assert_eq!(
+            host.callback(&message_new("e-1", 555, 1, "before restart")),
+            (200, "ok".to_owned())
+        );
+        let (_, list) = host.call("GET", "/api/dialogs", Some(&staff[0].token), None);
+        (
+            staff,
+            list["dialogs"][0]["id"]
+                .as_str()
+                .expect("a dialog")
+                .to_owned(),
+        )
+    };
+    let host = Host::serve(&vk, &["--db", db]);
+    let (code, messages) = host.call(
+        "GET",
+        &format!("/api/dialogs/{dialog_id}/messages"),
+        Some(&staff[0].token),
+        None,
+    );
+    assert_eq!(code, 200, "the employee's token survived: {messages}");
+    assert_eq!(messages["messages"][0]["text"], "before restart");
+    // The event log survived too: VK's redelivery after the restart changes nothing.
+    assert_eq!(
+        host.callback(&message_new("e-1", 555, 1, "before restart")),
+        (200, "ok".to_owned())
+    );
+    let (_, messages) = host.call(
+        "GET",
+        &format!("/api/dialogs/{dialog_id}/messages"),
+        Some(&staff[0].token),
+        None,
+    );
+    assert_eq!(messages["messages"].as_array().map(Vec::len), Some(1));
+    assert!(host.logs().contains("compiled code from the cache"));
+    drop(host);
+    std::fs::remove_dir_all(dir).ok();
+}
