@@ -6,6 +6,7 @@
 //! is calling, the plugin decides what they may do.
 
 pub mod api;
+pub mod bench;
 pub mod employees;
 pub mod http;
 pub mod plugin;

@@ -31,6 +31,27 @@ struct Cli {
 enum Command {
     /// Load the plugin and serve VK's callbacks and the operator API over HTTP.
     Serve(Serve),
+    /// Measure the plugin component against vk-core natively (see docs/benchmarks.md).
+    Bench(Bench),
+}
+
+#[derive(Args)]
+struct Bench {
+    /// The plugin component (.wasm).
+    #[arg(long, default_value = DEFAULT_PLUGIN)]
+    plugin: PathBuf,
+    /// Where compiled plugin code is cached.
+    #[arg(long, default_value = ".vk-host-cache")]
+    cache_dir: PathBuf,
+    /// How many `message_new` callbacks each path handles.
+    #[arg(long, default_value_t = 5_000)]
+    callbacks: usize,
+    /// How many dialogs are stored when lists are measured.
+    #[arg(long, default_value_t = 50_000)]
+    dialogs: usize,
+    /// How many list and read calls are measured.
+    #[arg(long, default_value_t = 1_000)]
+    reads: usize,
 }
 
 #[derive(Args)]
@@ -77,6 +98,13 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => vk_host::bench::run(&vk_host::bench::Options {
+            plugin: args.plugin,
+            cache_dir: args.cache_dir,
+            callbacks: args.callbacks,
+            dialogs: args.dialogs,
+            reads: args.reads,
+        }),
     };
     if let Err(error) = outcome {
         eprintln!("vk-host: {error:#}");

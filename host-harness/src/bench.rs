@@ -1,0 +1,281 @@
+//! `vk-host bench`: the same workload through vk-core natively and through the plugin
+//! component in this host, on the same kind of storage, in one run, reported side by side.
+//!
+//! It measures (1) `message_new` callbacks — the webhook's hot path — per second and per
+//! callback (p50/p99), with a fresh instance per component call as in `serve`; (2) the cost
+//! of instantiation alone; (3) listing open lines and reading a dialog's messages with
+//! tens of thousands of dialogs stored, which must not scan the whole store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vk_core::Core;
+use vk_core::dialog::DialogStatus;
+use vk_core::memory::MemoryStore;
+use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse, Store, SystemClock};
+use vk_core::settings::SettingsUpdate;
+
+use crate::http::Outbound;
+use crate::plugin::bindings::mybusiness::vk::types::DialogStatus as WitStatus;
+use crate::plugin::{Limits, Plugin};
+use crate::storage::{Namespace, SharedStore};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub plugin: std::path::PathBuf,
+    pub cache_dir: std::path::PathBuf,
+    pub callbacks: usize,
+    pub dialogs: usize,
+    pub reads: usize,
+}
+
+const GROUP: i64 = 218_765_432;
+const SECRET: &str = "bench-secret";
+
+/// The benchmark makes no outbound calls: no access key is configured, so intake never
+/// asks VK for names. Anything that tried would be refused here.
+struct Offline;
+
+impl Http for Offline {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Denied("the benchmark is offline".into()))
+    }
+}
+
+/// Latencies of one measured series.
+struct Series {
+    label: &'static str,
+    samples: Vec<Duration>,
+    total: Duration,
+}
+
+impl Series {
+    fn measure(label: &'static str, count: usize, mut step: impl FnMut(usize)) -> Series {
+        let mut samples = Vec::with_capacity(count);
+        let started = Instant::now();
+        for n in 0..count {
+            let t = Instant::now();
+            step(n);
+            samples.push(t.elapsed());
+        }
+        let total = started.elapsed();
+        samples.sort();
+        Series {
+            label,
+            samples,
+            total,
+        }
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
+        self.samples[index]
+    }
+
+    fn per_second(&self) -> f64 {
+        self.samples.len() as f64 / self.total.as_secs_f64()
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "| {:<44} | {:>10.0} | {:>9.1} | {:>9.1} |",
+            self.label,
+            self.per_second(),
+            self.percentile(0.5).as_secs_f64() * 1e6,
+            self.percentile(0.99).as_secs_f64() * 1e6
+        )
+    }
+}
+
+fn callback(n: usize) -> Vec<u8> {
+    // 100 people: the first message of each creates a lead and a dialog, the rest append.
+    let user = (n % 100) as i64 + 1;
+    json!({
+        "type": "message_new", "group_id": GROUP, "event_id": format!("bench-{n}"), "v": "5.199", "secret": SECRET,
+        "object": {"message": {"id": n + 1, "date": 1_767_261_600, "peer_id": user, "from_id": user,
+                               "text": "Здравствуйте! Сколько стоит доставка в Казань?", "attachments": []},
+                   "client_info": {"button_actions": ["text"], "keyboard": true}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A store with the community connected and one listed employee.
+fn connected(store: &dyn Store) -> vk_core::EmployeeId {
+    let core = Core::new(store, &Offline, &SystemClock);
+    let employee = vk_core::EmployeeId::new();
+    core.put_settings(SettingsUpdate {
+        secret: Some(SECRET.into()),
+        confirmation: Some("ok-confirm".into()),
+        employees: Some(vec![employee]),
+        ..SettingsUpdate::default()
+    })
+    .expect("settings");
+    let confirm = json!({"type": "confirmation", "group_id": GROUP, "secret": SECRET}).to_string();
+    core.handle_callback(confirm.as_bytes())
+        .expect("confirmation");
+    employee
+}
+
+fn load(options: &Options, store: SharedStore) -> anyhow::Result<Plugin> {
+    let http = Arc::new(Outbound::new(None, Duration::from_secs(1), 1 << 20)?);
+    Plugin::load(
+        &options.plugin,
+        &options.cache_dir,
+        store,
+        http,
+        Limits::default(),
+    )
+}
+
+/// Runs everything and prints a report in Markdown.
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let wasm_size = std::fs::metadata(&options.plugin)?.len();
+    println!("# vk-host bench\n");
+    println!("plugin: {} ({} bytes)", options.plugin.display(), wasm_size);
+    let cold_cache = std::env::temp_dir().join(format!("vk-bench-cache-{}", std::process::id()));
+    let cold = load(
+        &Options {
+            cache_dir: cold_cache.clone(),
+            ..options.clone()
+        },
+        Arc::new(MemoryStore::new()),
+    )?;
+    let warm = load(
+        &Options {
+            cache_dir: cold_cache.clone(),
+            ..options.clone()
+        },
+        Arc::new(MemoryStore::new()),
+    )?;
+    std::fs::remove_dir_all(&cold_cache).ok();
+    println!(
+        "load: compile + cache {:.1} ms, from the cached artifact {:.2} ms\n",
+        cold.load_report.load_time.as_secs_f64() * 1e3,
+        warm.load_report.load_time.as_secs_f64() * 1e3
+    );
+
+    let n = options.callbacks;
+    let bodies: Vec<Vec<u8>> = (0..n).map(callback).collect();
+
+    let native_store: SharedStore = Arc::new(MemoryStore::new());
+    let native_view = Namespace::plugin(native_store);
+    connected(&native_view);
+    let native_core = Core::new(&native_view, &Offline, &SystemClock);
+    let native = Series::measure("message_new, vk-core native", n, |i| {
+        native_core
+            .handle_callback(&bodies[i])
+            .expect("native callback");
+    });
+
+    let plugin = load(options, Arc::new(MemoryStore::new()))?;
+    connected(plugin.storage().as_ref());
+    let component = Series::measure("message_new, component (fresh instance/call)", n, |i| {
+        plugin
+            .call(|p, s| p.mybusiness_vk_webhook().call_handle(s, &bodies[i]))
+            .expect("no fault")
+            .expect("accepted");
+    });
+    let instantiate = Series::measure("instantiate + drop only", n, |_| {
+        plugin.call(|_, _| Ok(())).expect("instantiates");
+    });
+
+    println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
+    println!(
+        "| {:<44} | {:>10} | {:>9} | {:>9} |",
+        "path", "per second", "p50 µs", "p99 µs"
+    );
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(46),
+        "-".repeat(12),
+        "-".repeat(11),
+        "-".repeat(11)
+    );
+    for series in [&native, &component, &instantiate] {
+        println!("{}", series.row());
+    }
+    println!(
+        "\ncomponent / native time per callback: {:.2}× (p50 {:.2}×)\n",
+        native.per_second() / component.per_second(),
+        component.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
+    );
+
+    lists(options)?;
+    Ok(())
+}
+
+/// Open lines and a dialog's messages with `options.dialogs` dialogs stored.
+fn lists(options: &Options) -> anyhow::Result<()> {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let plugin = load(options, store)?;
+    let view = plugin.storage();
+    let employee = connected(view.as_ref());
+    let core = Core::new(view.as_ref(), &Offline, &SystemClock);
+    let filled = Instant::now();
+    for d in 0..options.dialogs {
+        let user = d as i64 + 1_000_000;
+        let body = json!({"type": "message_new", "group_id": GROUP, "event_id": format!("fill-{d}"), "secret": SECRET,
+            "object": {"message": {"id": 1, "peer_id": user, "from_id": user, "text": "hi"}}});
+        core.handle_callback(body.to_string().as_bytes())
+            .expect("fill");
+    }
+    let page = core
+        .dialogs(employee, DialogStatus::Open, None, 50)
+        .expect("list");
+    let ids: Vec<_> = page.items.iter().map(|d| d.id).collect();
+    let keys = view.scan("", None, u32::MAX).map(|e| e.len()).unwrap_or(0);
+    println!(
+        "## Lists with {} dialogs ({keys} keys; filled in {:.1} s)\n",
+        options.dialogs,
+        filled.elapsed().as_secs_f64()
+    );
+    let actor = employee.to_string();
+    let reads = options.reads;
+    let series = [
+        Series::measure("open lines, first page of 50, native", reads, |_| {
+            core.dialogs(employee, DialogStatus::Open, None, 50)
+                .expect("list");
+        }),
+        Series::measure("open lines, first page of 50, component", reads, |_| {
+            plugin
+                .call(|p, s| {
+                    p.mybusiness_vk_dialogs()
+                        .call_open_lines(s, &actor, WitStatus::Open, None, 50)
+                })
+                .expect("no fault")
+                .expect("listed");
+        }),
+        Series::measure("a dialog's messages, native", reads, |i| {
+            core.messages(employee, ids[i % ids.len()], None, 50)
+                .expect("read");
+        }),
+        Series::measure("a dialog's messages, component", reads, |i| {
+            let id = ids[i % ids.len()].to_string();
+            plugin
+                .call(|p, s| {
+                    p.mybusiness_vk_dialogs()
+                        .call_messages(s, &actor, &id, None, 50)
+                })
+                .expect("no fault")
+                .expect("read");
+        }),
+    ];
+    println!(
+        "| {:<44} | {:>10} | {:>9} | {:>9} |",
+        "read", "per second", "p50 µs", "p99 µs"
+    );
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(46),
+        "-".repeat(12),
+        "-".repeat(11),
+        "-".repeat(11)
+    );
+    for s in &series {
+        println!("{}", s.row());
+    }
+    Ok(())
+}
