@@ -48,10 +48,10 @@ impl Core<'_> {
         let settings = self.current_settings()?;
         check_origin(&settings, &envelope)?;
         let dedup = dedup_key(&envelope)?;
-        if let Some(key) = &dedup {
-            if read::<serde_json::Value>(self.store, &keys::event(key))?.is_some() {
-                return Ok(CallbackReply::Ok);
-            }
+        if let Some(key) = &dedup
+            && read::<serde_json::Value>(self.store, &keys::event(key))?.is_some()
+        {
+            return Ok(CallbackReply::Ok);
         }
         let dedup = dedup.as_deref();
         match envelope.kind.as_str() {
@@ -86,10 +86,10 @@ impl Core<'_> {
     fn confirm(&self, envelope: &Envelope) -> Result<CallbackReply, Error> {
         transact(self.store, |tx| {
             let settings = self.settings_in(tx)?;
-            if let (Some(expected), Some(given)) = (&settings.secret, &envelope.secret) {
-                if !same_secret(expected, given) {
-                    return Err(Error::WrongSecret);
-                }
+            if let (Some(expected), Some(given)) = (&settings.secret, &envelope.secret)
+                && !same_secret(expected, given)
+            {
+                return Err(Error::WrongSecret);
             }
             match settings.group_id {
                 Some(group) if group != envelope.group_id => return Err(Error::ForeignGroup),
@@ -352,10 +352,10 @@ fn append(tx: &mut Tx<'_>, dialog: &Dialog, message: &Message, now: chrono::Date
 
 /// The key of the CRM message a `message_reply` echoes, by VK id or by `random_id`.
 fn find_ours(tx: &mut Tx<'_>, echo: &VkMessage) -> Result<Option<String>, Error> {
-    if echo.id != 0 {
-        if let Some(key) = tx.get::<String>(&keys::vk_message(echo.peer_id, echo.id))? {
-            return Ok(Some(key));
-        }
+    if echo.id != 0
+        && let Some(key) = tx.get::<String>(&keys::vk_message(echo.peer_id, echo.id))?
+    {
+        return Ok(Some(key));
     }
     match i32::try_from(echo.random_id) {
         Ok(random_id) if random_id != 0 => tx.get(&keys::random_id(echo.peer_id, random_id)),
