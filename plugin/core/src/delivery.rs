@@ -23,8 +23,10 @@ use crate::vk::{Api, ApiError, MAX_TEXT_CHARS};
 pub const SEND_TIMEOUT_MS: u32 = 10_000;
 /// Attempts before a message that keeps failing transiently is given up as failed.
 pub const MAX_ATTEMPTS: u32 = 10;
-/// How many waiting messages one flush looks at.
-const FLUSH_BATCH: u32 = 100;
+/// How many outbox entries one scan reads.
+const FLUSH_PAGE: u32 = 100;
+/// How many messages one flush hands to VK; the rest wait for the next flush.
+const FLUSH_ATTEMPTS: u32 = 100;
 
 /// A message waiting for VK.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +36,13 @@ struct Pending {
     next_at: DateTime<Utc>,
     /// Until when an attempt in progress holds the entry.
     lease_until: Option<DateTime<Utc>>,
+}
+
+impl Pending {
+    /// Its next attempt is due and no attempt in progress holds it.
+    fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.next_at <= now && self.lease_until.is_none_or(|until| until <= now)
+    }
 }
 
 /// What one flush did.
@@ -54,7 +63,7 @@ pub fn random_id(message: MessageId) -> i32 {
 
 /// Seconds to wait after the n-th failed attempt: 1, 2, 4, … up to five minutes.
 fn backoff(attempts: u32) -> Duration {
-    Duration::seconds(1_i64 << attempts.saturating_sub(1).min(8)).min(Duration::minutes(5))
+    Duration::seconds(1_i64 << attempts.saturating_sub(1).min(9)).min(Duration::minutes(5))
 }
 
 /// Records VK's acceptance of a CRM message (from `messages.send` or from its echo) and
@@ -133,14 +142,28 @@ impl Core<'_> {
     }
 
     /// Retries every due message and fills in names VK could not give before.
+    /// The whole outbox is looked at (page by page), so messages waiting on a long backoff
+    /// never hide due ones behind them.
     pub fn flush(&self) -> Result<FlushReport, Error> {
+        let now = self.clock.now();
         let mut report = FlushReport::default();
-        for (outbox_key, _) in scan::<Pending>(self.store, keys::OUTBOX, None, FLUSH_BATCH)? {
-            let key = &outbox_key[keys::OUTBOX.len()..];
-            match self.attempt(key)? {
-                Some(Delivery::Sent) => report.sent += 1,
-                Some(Delivery::Failed) => report.failed += 1,
-                _ => report.pending += 1,
+        let mut attempts = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = scan::<Pending>(self.store, keys::OUTBOX, after.as_deref(), FLUSH_PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (outbox_key, pending) in page {
+                if !pending.is_due(now) || attempts >= FLUSH_ATTEMPTS {
+                    report.pending += 1;
+                    continue;
+                }
+                attempts += 1;
+                match self.attempt(&outbox_key[keys::OUTBOX.len()..])? {
+                    Some(Delivery::Sent) => report.sent += 1,
+                    Some(Delivery::Failed) => report.failed += 1,
+                    _ => report.pending += 1,
+                }
             }
         }
         report.names_filled = self.fill_pending_names()?;
@@ -156,7 +179,7 @@ impl Core<'_> {
             let Some(mut pending) = tx.get::<Pending>(&keys::outbox(key))? else {
                 return Ok(None);
             };
-            if pending.next_at > now || pending.lease_until.is_some_and(|until| until > now) {
+            if !pending.is_due(now) {
                 return Ok(None);
             }
             pending.attempts += 1;

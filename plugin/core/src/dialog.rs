@@ -501,10 +501,9 @@ impl Core<'_> {
         })
     }
 
-    /// Reading is open to every listed employee.
+    /// Reading is open to every listed employee (by the settings in force, platform-fixed
+    /// ones included, as for commands).
     pub(crate) fn require_reader(&self, actor: EmployeeId) -> Result<(), Error> {
-        read::<Settings>(self.store, keys::SETTINGS)?
-            .unwrap_or_default()
-            .require_listed(actor)
+        self.current_settings()?.require_listed(actor)
     }
 }

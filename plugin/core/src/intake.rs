@@ -149,7 +149,6 @@ impl Core<'_> {
             self.lookup_name(settings, peer)
         };
         let now = self.clock.now();
-        let attachments = message.attachments();
         self.once(dedup, |tx| {
             let settings = self.settings_in(tx)?;
             let dialog = match tx.get::<DialogId>(&keys::peer(peer))? {
@@ -193,22 +192,12 @@ impl Core<'_> {
                     dialog
                 }
             };
-            let stored = Message {
-                id: MessageId::new(),
-                dialog_id: dialog.id,
-                direction: Direction::Incoming,
-                text: message.text.clone(),
-                author: None,
-                sent_at: vk_time(message.date).unwrap_or(now),
-                delivery: None,
-                error: None,
-                attachments: attachments.clone(),
-                edited_at: None,
-                previous_texts: Vec::new(),
-                vk_id: (message.id != 0).then_some(message.id),
-                random_id: None,
-            };
-            append(tx, &dialog, &stored, now);
+            append(
+                tx,
+                &dialog,
+                &received(dialog.id, Direction::Incoming, &message, now),
+                now,
+            );
             Ok(())
         })
     }
@@ -231,22 +220,12 @@ impl Core<'_> {
                 return Ok(());
             };
             let dialog = Dialog::load(tx, id)?;
-            let stored = Message {
-                id: MessageId::new(),
-                dialog_id: id,
-                direction: Direction::Outgoing,
-                text: message.text.clone(),
-                author: None,
-                sent_at: vk_time(message.date).unwrap_or(now),
-                delivery: Some(crate::dialog::Delivery::Sent),
-                error: None,
-                attachments: message.attachments(),
-                edited_at: None,
-                previous_texts: Vec::new(),
-                vk_id: (message.id != 0).then_some(message.id),
-                random_id: None,
-            };
-            append(tx, &dialog, &stored, now);
+            append(
+                tx,
+                &dialog,
+                &received(id, Direction::Outgoing, &message, now),
+                now,
+            );
             Ok(())
         })
     }
@@ -314,13 +293,18 @@ impl Core<'_> {
             return Ok(0);
         };
         let mut filled = 0;
-        for (user, first, last) in names {
-            let Some(lead) = leads.iter().find(|l| l.peer_id == user) else {
-                continue;
-            };
+        for lead in &leads {
+            // A user VK does not return (deleted, banned) keeps the fallback name for good,
+            // so that it does not hold the others up on every flush.
+            let name = names.iter().find(|(user, _, _)| *user == lead.peer_id);
             transact(self.store, |tx| {
                 let mut lead: Lead = tx.get(&keys::lead(lead.id))?.ok_or(Error::LeadNotFound)?;
-                lead.name(&first, &last);
+                let Some((_, first, last)) = name else {
+                    lead.name_pending = false;
+                    lead.save(tx);
+                    return Ok(());
+                };
+                lead.name(first, last);
                 let before = Dialog::load(tx, lead.dialog_id)?;
                 let mut dialog = before.clone();
                 dialog.name = lead.person_name();
@@ -328,9 +312,34 @@ impl Core<'_> {
                 lead.save(tx);
                 Ok(())
             })?;
-            filled += 1;
+            filled += u32::from(name.is_some());
         }
         Ok(filled)
+    }
+}
+
+/// A message as VK reports it: the person's (incoming), or the community's written inside
+/// VK (outgoing, already delivered, no employee author).
+fn received(
+    dialog: DialogId,
+    direction: Direction,
+    message: &VkMessage,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Message {
+    Message {
+        id: MessageId::new(),
+        dialog_id: dialog,
+        direction,
+        text: message.text.clone(),
+        author: None,
+        sent_at: vk_time(message.date).unwrap_or(now),
+        delivery: (direction == Direction::Outgoing).then_some(crate::dialog::Delivery::Sent),
+        error: None,
+        attachments: message.attachments(),
+        edited_at: None,
+        previous_texts: Vec::new(),
+        vk_id: (message.id != 0).then_some(message.id),
+        random_id: None,
     }
 }
 

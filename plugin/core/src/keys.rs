@@ -3,6 +3,8 @@
 //! Lists never scan the whole store: each list has its own index prefix whose keys sort in
 //! the order the list is read, so a page is one bounded `scan`.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
@@ -92,10 +94,16 @@ pub fn newest_first(started_at: DateTime<Utc>, id: DialogId) -> String {
     format!("{:020}.{id}", u64::MAX - micros)
 }
 
-/// An ordering suffix for things appended over time (messages, history): the time, then
-/// randomness so that two appends in the same microsecond never collide.
+/// Counts appends, so that things appended at the same time (a reopen and the message that
+/// caused it, the invites of one command: one transaction, one `now`) keep their order.
+static APPENDS: AtomicU32 = AtomicU32::new(0);
+
+/// An ordering suffix for things appended over time (messages, history): the time, then the
+/// order of appending, then randomness so that two appends in the same microsecond never
+/// collide (also across processes).
 pub fn seq(at: DateTime<Utc>) -> String {
     let micros = u64::try_from(at.timestamp_micros()).unwrap_or(0);
+    let order = APPENDS.fetch_add(1, Ordering::Relaxed);
     let tail = uuid::Uuid::new_v4().simple().to_string();
-    format!("{micros:020}-{}", &tail[..12])
+    format!("{micros:020}-{order:08x}{}", &tail[..8])
 }

@@ -15,6 +15,9 @@ use crate::tx::{Tx, read, transact};
 pub const DEFAULT_CURRENCY: &str = "RUB";
 const QUANTITY_DIGITS: u32 = 3;
 const PRICE_DIGITS: u32 = 2;
+/// The largest total of a lead, in kopecks (10^15 of the currency): beyond any real order and
+/// far below `i64::MAX`, so no total of items or of a lead can overflow.
+const MAX_TOTAL: i128 = 100_000_000_000_000_000;
 
 /// The state of a lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +43,13 @@ pub struct Item {
 impl Item {
     /// quantity × price in kopecks, rounded half away from zero.
     pub fn total(&self) -> i64 {
+        i64::try_from(self.wide_total()).expect("a lead's total is bounded at input")
+    }
+
+    fn wide_total(&self) -> i128 {
         let exact = i128::from(self.quantity) * i128::from(self.price);
         let scale = 10_i128.pow(QUANTITY_DIGITS);
-        let rounded = (exact + scale / 2) / scale;
-        i64::try_from(rounded).expect("quantity and price are bounded at input")
+        (exact + scale / 2) / scale
     }
 
     pub fn quantity_text(&self) -> String {
@@ -254,7 +260,7 @@ impl Core<'_> {
                 });
             }
             lead.items.push(new.clone());
-            Ok(())
+            require_bounded_total(lead, "price")
         })
     }
 
@@ -274,7 +280,7 @@ impl Core<'_> {
                 .find(|i| i.id == item)
                 .ok_or(Error::ItemNotFound)?;
             line.quantity = quantity;
-            Ok(())
+            require_bounded_total(lead, "quantity")
         })
     }
 
@@ -319,6 +325,19 @@ impl Core<'_> {
         })?;
         let communication = self.communication(lead.dialog_id)?;
         Ok((lead, communication))
+    }
+}
+
+/// Refuses goods that would make the lead's total too large to compute.
+fn require_bounded_total(lead: &Lead, field: &'static str) -> Result<(), Error> {
+    let total: i128 = lead.items.iter().map(Item::wide_total).sum();
+    if total > MAX_TOTAL {
+        Err(Error::invalid(
+            field,
+            "makes the lead's total larger than 10^15",
+        ))
+    } else {
+        Ok(())
     }
 }
 

@@ -160,7 +160,11 @@ fn refused_deny_and_reply_events_change_nothing_either() {
         Event::message_reply(PERSON, 1043, 0, "admin text").for_group(1),
         Event::message_edit(PERSON, 1042, "edited", 1_767_262_000).with_secret(None),
     ] {
-        assert!(bench.deliver(&event).is_err(), "{} must be refused", event.kind);
+        assert!(
+            bench.deliver(&event).is_err(),
+            "{} must be refused",
+            event.kind
+        );
     }
 
     assert_eq!(bench.snapshot(), before);
@@ -237,7 +241,11 @@ fn same_event_id_delivered_five_times_stores_one_message() {
     assert_eq!(bench.messages(reader, dialog.id).len(), 1);
     assert_eq!(bench.count("lead/"), 1);
     assert_eq!(bench.count("dialog/"), 1);
-    assert_eq!(bench.vk.calls_to("users.get").len(), 1, "the name is asked once");
+    assert_eq!(
+        bench.vk.calls_to("users.get").len(),
+        1,
+        "the name is asked once"
+    );
 }
 
 #[test]
@@ -517,7 +525,10 @@ fn without_an_access_key_the_name_waits_and_flush_fills_it_once_one_is_set() {
 
     let dialog = bench.person_writes(PERSON, 1042, "hello");
     assert!(bench.vk.calls().is_empty());
-    assert_eq!(bench.lead_of(reader, &dialog).title, "Tea House: VK user 512340987");
+    assert_eq!(
+        bench.lead_of(reader, &dialog).title,
+        "Tea House: VK user 512340987"
+    );
     assert_eq!(bench.core().flush().expect("flush").names_filled, 0);
 
     bench
@@ -528,7 +539,10 @@ fn without_an_access_key_the_name_waits_and_flush_fills_it_once_one_is_set() {
         })
         .expect("the key is set");
     assert_eq!(bench.core().flush().expect("flush").names_filled, 1);
-    assert_eq!(bench.lead_of(reader, &dialog).title, "Tea House: Anna Smirnova");
+    assert_eq!(
+        bench.lead_of(reader, &dialog).title,
+        "Tea House: Anna Smirnova"
+    );
 }
 
 #[test]
@@ -611,10 +625,7 @@ fn twenty_simultaneous_first_messages_of_one_person_make_one_lead_and_one_dialog
             let bench = &bench;
             scope.spawn(move || {
                 let core = vk_core::Core::new(&bench.store, &bench.vk, &bench.clock);
-                assert_eq!(
-                    core.handle_callback(&event.body()),
-                    Ok(CallbackReply::Ok)
-                );
+                assert_eq!(core.handle_callback(&event.body()), Ok(CallbackReply::Ok));
             });
         }
     });
@@ -695,7 +706,10 @@ fn echo_of_our_send_is_matched_by_vk_id_and_not_stored_twice() {
     let operator = bench.hire();
     let dialog = bench.person_writes(PERSON, 1042, "hello");
     bench.core().claim(operator, dialog.id).expect("claim");
-    bench.core().send(operator, dialog.id, "answer").expect("send");
+    bench
+        .core()
+        .send(operator, dialog.id, "answer")
+        .expect("send");
     let delivered = bench.vk.delivered()[0].clone();
 
     // Without random_id, VK's message id alone identifies our message.
@@ -721,7 +735,10 @@ fn echo_that_comes_before_vk_answers_settles_the_send_and_nothing_is_sent_again(
         .vk
         .fail_next("messages.send", Failure::TimeoutAfterDelivery);
 
-    let sent = bench.core().send(operator, dialog.id, "answer").expect("send");
+    let sent = bench
+        .core()
+        .send(operator, dialog.id, "answer")
+        .expect("send");
     assert_eq!(sent.delivery, Some(Delivery::Pending));
 
     let delivered = bench.vk.delivered()[0].clone();
@@ -834,7 +851,10 @@ fn message_deny_makes_send_refused_before_any_call_to_vk() {
     let refused = bench.core().send(operator, dialog.id, "are you there?");
 
     assert_eq!(refused, Err(Error::MessagesDenied));
-    assert_eq!(refused.expect_err("refused").kind(), vk_core::ErrorKind::Conflict);
+    assert_eq!(
+        refused.expect_err("refused").kind(),
+        vk_core::ErrorKind::Conflict
+    );
     assert_eq!(bench.vk.calls().len(), calls, "VK was not called");
     assert_eq!(bench.snapshot(), before);
 }
@@ -936,7 +956,10 @@ fn message_to_a_spam_dialog_is_stored_but_the_dialog_stays_spam() {
     let operator = bench.hire();
     let dialog = bench.person_writes(PERSON, 1042, "buy followers");
     bench.core().claim(operator, dialog.id).expect("claim");
-    bench.core().close_as_spam(operator, dialog.id).expect("spam");
+    bench
+        .core()
+        .close_as_spam(operator, dialog.id)
+        .expect("spam");
     bench.clock.tick();
 
     let after = bench.person_writes(PERSON, 1043, "cheap followers!!!");

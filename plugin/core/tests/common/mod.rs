@@ -196,12 +196,15 @@ impl FakeVk {
                 let peer_id: i64 = call.param("peer_id").parse().unwrap_or(0);
                 let random_id: i32 = call.param("random_id").parse().unwrap_or(0);
                 if peer_id == 0 || call.param("message").is_empty() {
-                    return vk_error(100, "One of the parameters specified was missing or invalid");
+                    return vk_error(
+                        100,
+                        "One of the parameters specified was missing or invalid",
+                    );
                 }
-                if random_id != 0 {
-                    if let Some(first) = state.by_random_id.get(&(peer_id, random_id)) {
-                        return json!({ "response": first });
-                    }
+                if random_id != 0
+                    && let Some(first) = state.by_random_id.get(&(peer_id, random_id))
+                {
+                    return json!({ "response": first });
                 }
                 state.next_message_id += 1;
                 let vk_id = state.next_message_id;
@@ -428,7 +431,10 @@ impl Event {
     }
 
     pub fn message_allow(user: i64) -> Event {
-        Event::new("message_allow", json!({"user_id": user, "key": "promo_jan"}))
+        Event::new(
+            "message_allow",
+            json!({"user_id": user, "key": "promo_jan"}),
+        )
     }
 
     pub fn message_deny(user: i64) -> Event {
