@@ -193,6 +193,9 @@ fn malformed_and_oversized_bodies_are_refused_and_store_nothing() {
         Some(vec![b' '; 2 << 20]),
     );
     assert_eq!(code, 413);
+    let (code, body) = world.host.request("GET", path, None, None);
+    assert_eq!(code, 405);
+    assert!(body.contains("method-not-allowed"), "{body}");
     assert!(world.dialogs(0, "open").is_empty());
 }
 

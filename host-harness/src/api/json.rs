@@ -137,6 +137,13 @@ pub fn lead(l: &leads::Lead) -> Value {
     })
 }
 
+/// A lead after goods were added: the lead, with the new item (goods are appended) as `item`.
+pub fn lead_with_new_item(l: &leads::Lead) -> Value {
+    let mut body = lead(l);
+    body["item"] = items(&l.items).pop().unwrap_or(Value::Null);
+    body
+}
+
 pub fn counterparty(c: &leads::Counterparty) -> Value {
     json!({
         "id": c.id,

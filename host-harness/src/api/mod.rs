@@ -128,6 +128,13 @@ pub fn router(app: App) -> Router {
         .fallback(|| async {
             ApiError::host(StatusCode::NOT_FOUND, "no-such-route", "no such route")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::host(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(middleware::from_fn(log))
         .with_state(app)
 }
@@ -191,13 +198,7 @@ impl App {
         }
         self.employees
             .authenticate(token)
-            .map_err(|e| {
-                ApiError::host(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage-unavailable",
-                    format!("{e:?}"),
-                )
-            })?
+            .map_err(storage_failed)?
             .ok_or_else(unauthorized)
     }
 
@@ -205,16 +206,25 @@ impl App {
         let token = bearer(headers)?;
         match &self.admin_token {
             Some(admin) if admin.as_bytes() == token.as_bytes() => Ok(()),
-            _ => match self.employees.authenticate(token) {
-                Ok(Some(_)) => Err(ApiError::host(
+            _ => match self.employees.authenticate(token).map_err(storage_failed)? {
+                Some(_) => Err(ApiError::host(
                     StatusCode::FORBIDDEN,
                     "admin-only",
                     "only the admin may do this",
                 )),
-                _ => Err(unauthorized()),
+                None => Err(unauthorized()),
             },
         }
     }
+}
+
+/// The host's own storage failed (the plugin reports its own failures itself).
+fn storage_failed(error: vk_core::ports::StoreError) -> ApiError {
+    let why = match error {
+        vk_core::ports::StoreError::Conflict => "a concurrent change; try again".to_owned(),
+        vk_core::ports::StoreError::Unavailable(why) => why,
+    };
+    ApiError::host(StatusCode::SERVICE_UNAVAILABLE, "storage-unavailable", why)
 }
 
 fn unauthorized() -> ApiError {
@@ -286,13 +296,7 @@ async fn create_employee(AxumState(app): AxumState<App>, headers: HeaderMap, bod
             "`name` must be 1 to 200 characters",
         ));
     }
-    let (employee, token) = app.employees.create(name).map_err(|e| {
-        ApiError::host(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage-unavailable",
-            format!("{e:?}"),
-        )
-    })?;
+    let (employee, token) = app.employees.create(name).map_err(storage_failed)?;
     ok(
         StatusCode::CREATED,
         json!({"id": employee.id, "name": employee.name, "token": token}),
@@ -301,13 +305,7 @@ async fn create_employee(AxumState(app): AxumState<App>, headers: HeaderMap, bod
 
 async fn list_employees(AxumState(app): AxumState<App>, headers: HeaderMap) -> Reply {
     app.admin(&headers)?;
-    let all = app.employees.list().map_err(|e| {
-        ApiError::host(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage-unavailable",
-            format!("{e:?}"),
-        )
-    })?;
+    let all = app.employees.list().map_err(storage_failed)?;
     let list: Vec<Value> = all
         .iter()
         .map(|e| json!({"id": e.id, "name": e.name}))
@@ -348,8 +346,7 @@ async fn put_settings(AxumState(app): AxumState<App>, headers: HeaderMap, body: 
     let body: SettingsBody = serde_json::from_value(raw)
         .map_err(|e| ApiError::bad_input(format!("the body is not valid: {e}")))?;
     for id in body.employees.iter().flatten() {
-        let known = app.employees.exists(id).unwrap_or(false);
-        if !known {
+        if !app.employees.exists(id).map_err(storage_failed)? {
             return Err(ApiError::host(
                 StatusCode::BAD_REQUEST,
                 "unknown-employee",
@@ -641,7 +638,7 @@ async fn add_item(
     let lead = app
         .call(move |p, s| p.mybusiness_vk_leads().call_add_item(s, &actor, &id, &new))
         .await?;
-    ok(StatusCode::CREATED, json::lead(&lead))
+    ok(StatusCode::CREATED, json::lead_with_new_item(&lead))
 }
 
 #[derive(Deserialize)]
@@ -693,7 +690,7 @@ async fn convert(
         .call(move |p, s| p.mybusiness_vk_leads().call_convert(s, &actor, &id))
         .await?;
     ok(
-        StatusCode::CREATED,
+        StatusCode::OK,
         json!({"counterparty_id": done.counterparty_id, "order_id": done.order_id}),
     )
 }
