@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 ARGS ?=
 
-.PHONY: run test setup plugin faulty-plugin lint unit bench
+.PHONY: run test setup plugin faulty-plugin spin-plugin lint unit bench
 
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -18,6 +18,10 @@ plugin: setup
 faulty-plugin: setup
 	$(CARGO) build --release --target $(WASM_TARGET) -p vk-plugin --features fault-injection --target-dir target/faulty
 
+# The Spin component: target/wasm32-wasip2/release/vk_spin.wasm (spin.toml's source).
+spin-plugin: setup
+	$(CARGO) build --release --target $(WASM_TARGET) -p vk-spin
+
 run: plugin
 	$(CARGO) run -p vk-host -- serve $(ARGS)
 
@@ -25,9 +29,10 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --exclude vk-plugin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-plugin --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) -p vk-spin --all-targets -- -D warnings
 
-test: plugin faulty-plugin lint
+test: plugin faulty-plugin spin-plugin lint
 	$(CARGO) test --workspace --exclude vk-plugin
 
-bench: plugin
+bench: plugin spin-plugin
 	$(CARGO) run -p vk-host -- bench $(ARGS)

@@ -19,12 +19,15 @@ use vk_core::settings::SettingsUpdate;
 use crate::http::Outbound;
 use crate::plugin::bindings::mybusiness::vk::types::DialogStatus as WitStatus;
 use crate::plugin::{Limits, Plugin};
+use crate::spin::{Database, SpinApp, SpinOptions};
 use crate::storage::{Namespace, SharedStore};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub plugin: std::path::PathBuf,
+    /// The Spin manifest whose component is measured as the third path.
+    pub spin_manifest: std::path::PathBuf,
     pub cache_dir: std::path::PathBuf,
     pub callbacks: usize,
     pub dialogs: usize,
@@ -80,7 +83,7 @@ impl Series {
 
     fn row(&self) -> String {
         format!(
-            "| {:<44} | {:>10.0} | {:>9.1} | {:>9.1} |",
+            "| {:<48} | {:>10.0} | {:>9.1} | {:>9.1} |",
             self.label,
             self.per_second(),
             self.percentile(0.5).as_secs_f64() * 1e6,
@@ -181,20 +184,21 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let instantiate = Series::measure("instantiate + drop only", n, |_| {
         plugin.call(|_, _| Ok(())).expect("instantiates");
     });
+    let spin = spin_callbacks(options, &bodies)?;
 
     println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
     println!(
-        "| {:<44} | {:>10} | {:>9} | {:>9} |",
+        "| {:<48} | {:>10} | {:>9} | {:>9} |",
         "path", "per second", "p50 µs", "p99 µs"
     );
     println!(
         "|{}|{}|{}|{}|",
-        "-".repeat(46),
+        "-".repeat(50),
         "-".repeat(12),
         "-".repeat(11),
         "-".repeat(11)
     );
-    for series in [&native, &component, &instantiate] {
+    for series in [&native, &component, &spin, &instantiate] {
         println!("{}", series.row());
     }
     println!(
@@ -202,9 +206,57 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         native.per_second() / component.per_second(),
         component.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
     );
+    println!(
+        "Spin component / native time per callback: {:.2}× (p50 {:.2}×)\n",
+        native.per_second() / spin.per_second(),
+        spin.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
+    );
 
     lists(options)?;
     Ok(())
+}
+
+/// The same callbacks through the Spin component (`wasi:http` request in, SQLite in memory
+/// behind the Spin interface), handled in-process: no socket, like the other two paths.
+fn spin_callbacks(options: &Options, bodies: &[Vec<u8>]) -> anyhow::Result<Series> {
+    let variables = [
+        ("access_token", ""),
+        ("secret", SECRET),
+        ("confirmation", "ok-confirm"),
+    ]
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .into();
+    let app = SpinApp::load(&SpinOptions {
+        manifest: options.spin_manifest.clone(),
+        database: Database::Memory,
+        vk_api_base: None,
+        variables,
+        cache_dir: options.cache_dir.clone(),
+        limits: Limits::default(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let post =
+        |body: Vec<u8>| runtime.block_on(app.handle("POST", crate::api::CALLBACK_PATH, body));
+    let confirm = json!({"type": "confirmation", "group_id": GROUP, "secret": SECRET}).to_string();
+    let (status, _) = post(confirm.into_bytes());
+    anyhow::ensure!(
+        status == 200,
+        "the Spin component refused the confirmation ({status})"
+    );
+    Ok(Series::measure(
+        "message_new, Spin component (wasi:http, SQLite)",
+        bodies.len(),
+        |i| {
+            let (status, answer) = post(bodies[i].clone());
+            assert_eq!(
+                (status, answer.as_slice()),
+                (200, &b"ok"[..]),
+                "the Spin component accepted it"
+            );
+        },
+    ))
 }
 
 /// Open lines and a dialog's messages with `options.dialogs` dialogs stored.
@@ -264,12 +316,12 @@ fn lists(options: &Options) -> anyhow::Result<()> {
         }),
     ];
     println!(
-        "| {:<44} | {:>10} | {:>9} | {:>9} |",
+        "| {:<48} | {:>10} | {:>9} | {:>9} |",
         "read", "per second", "p50 µs", "p99 µs"
     );
     println!(
         "|{}|{}|{}|{}|",
-        "-".repeat(46),
+        "-".repeat(50),
         "-".repeat(12),
         "-".repeat(11),
         "-".repeat(11)

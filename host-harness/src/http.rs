@@ -30,13 +30,10 @@ impl Outbound {
         max_timeout: Duration,
         max_response: u64,
     ) -> anyhow::Result<Outbound> {
-        let vk_base = vk_base.map(|b| b.trim_end_matches('/').to_owned());
+        let vk_base = vk_base.map(vk_api_base).transpose()?;
         let mut allowed = vec![VK_ORIGIN.to_owned()];
         if let Some(base) = &vk_base {
-            let origin = origin(base).ok_or_else(|| {
-                anyhow::anyhow!("--vk-api-base must be an http(s) URL, got {base}")
-            })?;
-            allowed.push(origin);
+            allowed.extend(origin(base));
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -53,10 +50,7 @@ impl Outbound {
     }
 
     fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let url = match (&self.vk_base, request.url.strip_prefix(VK_ORIGIN)) {
-            (Some(base), Some(rest)) => format!("{base}{rest}"),
-            _ => request.url,
-        };
+        let url = reroute(request.url, self.vk_base.as_deref());
         let origin = origin(&url)
             .ok_or_else(|| HttpError::Denied("a URL that is not http(s)".to_owned()))?;
         if !self.allowed.contains(&origin) {
@@ -110,8 +104,25 @@ fn classify(error: ureq::Error) -> HttpError {
     }
 }
 
+/// `--vk-api-base` checked and without a trailing `/`, ready for [`reroute`].
+pub(crate) fn vk_api_base(base: &str) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
+    if origin(base).is_none() {
+        anyhow::bail!("--vk-api-base must be an http(s) URL, got {base}");
+    }
+    Ok(base.to_owned())
+}
+
+/// Where a request for `url` goes: VK's origin is replaced by `vk_base` when one is set.
+pub(crate) fn reroute(url: String, vk_base: Option<&str>) -> String {
+    match (vk_base, url.strip_prefix(VK_ORIGIN)) {
+        (Some(base), Some(rest)) => format!("{base}{rest}"),
+        _ => url,
+    }
+}
+
 /// `scheme://host[:port]` of an http(s) URL.
-fn origin(url: &str) -> Option<String> {
+pub(crate) fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     if scheme != "http" && scheme != "https" {
         return None;

@@ -10,4 +10,5 @@ pub mod bench;
 pub mod employees;
 pub mod http;
 pub mod plugin;
+pub mod spin;
 pub mod storage;

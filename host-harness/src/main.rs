@@ -11,6 +11,7 @@ use vk_host::api::{self, App};
 use vk_host::employees::Employees;
 use vk_host::http::Outbound;
 use vk_host::plugin::{Limits, Plugin};
+use vk_host::spin::{self, Database, SpinApp, SpinOptions};
 use vk_host::storage::{DbStore, Namespace, SharedStore};
 
 /// The plugin as the build leaves it (`make plugin`).
@@ -33,6 +34,38 @@ enum Command {
     Serve(Serve),
     /// Measure the plugin component against vk-core natively (see docs/benchmarks.md).
     Bench(Bench),
+    /// Run a Spin application's HTTP components (spin.toml) without the Spin CLI.
+    ServeSpin(ServeSpin),
+}
+
+#[derive(Args)]
+struct ServeSpin {
+    /// The Spin application's manifest; component sources are relative to its folder.
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// The `default` SQLite database file [default: .spin/sqlite_db.db beside the manifest,
+    /// the file `spin up` uses].
+    #[arg(long)]
+    sqlite: Option<PathBuf>,
+    /// Keep the database in memory instead (lost on exit).
+    #[arg(long, conflicts_with = "sqlite")]
+    memory: bool,
+    /// Where VK's API is reached instead of https://api.vk.com (e.g. a local stand-in).
+    #[arg(long)]
+    vk_api_base: Option<String>,
+    /// An application variable, NAME=VALUE (repeatable). SPIN_VARIABLE_<NAME> in the
+    /// environment works too, and keeps secrets out of the process list.
+    #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = spin_variable)]
+    variables: Vec<(String, String)>,
+    /// Where compiled components are cached.
+    #[arg(long, default_value = ".vk-host-cache")]
+    cache_dir: PathBuf,
+    /// The longest one request may run, in milliseconds (waiting for VK included).
+    #[arg(long, default_value_t = 30_000)]
+    call_timeout_ms: u64,
 }
 
 #[derive(Args)]
@@ -40,6 +73,9 @@ struct Bench {
     /// The plugin component (.wasm).
     #[arg(long, default_value = DEFAULT_PLUGIN)]
     plugin: PathBuf,
+    /// The Spin manifest whose component is measured too.
+    #[arg(long, default_value = "spin.toml")]
+    spin_manifest: PathBuf,
     /// Where compiled plugin code is cached.
     #[arg(long, default_value = ".vk-host-cache")]
     cache_dir: PathBuf,
@@ -100,11 +136,13 @@ fn main() {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => vk_host::bench::run(&vk_host::bench::Options {
             plugin: args.plugin,
+            spin_manifest: args.spin_manifest,
             cache_dir: args.cache_dir,
             callbacks: args.callbacks,
             dialogs: args.dialogs,
             reads: args.reads,
         }),
+        Command::ServeSpin(args) => serve_spin(args),
     };
     if let Err(error) = outcome {
         eprintln!("vk-host: {error:#}");
@@ -189,4 +227,60 @@ async fn flush_forever(app: App, every: Duration) {
             eprintln!("vk-host: outbox flush failed: {error:?}");
         }
     }
+}
+
+/// `--variable NAME=VALUE`.
+fn spin_variable(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())
+}
+
+fn serve_spin(args: ServeSpin) -> anyhow::Result<()> {
+    let database = if args.memory {
+        Database::Memory
+    } else {
+        Database::File(args.sqlite.unwrap_or_else(|| {
+            let dir = args.manifest.parent().unwrap_or(std::path::Path::new(""));
+            dir.join(".spin").join("sqlite_db.db")
+        }))
+    };
+    let options = SpinOptions {
+        manifest: args.manifest,
+        database,
+        vk_api_base: args.vk_api_base,
+        variables: args.variables.into_iter().collect(),
+        cache_dir: args.cache_dir,
+        limits: Limits {
+            deadline: Duration::from_millis(args.call_timeout_ms),
+            ..Limits::default()
+        },
+    };
+    let app = Arc::new(SpinApp::load(&options)?);
+    eprintln!(
+        "vk-host: Spin app {} loaded in {:.1} ms ({})",
+        options.manifest.display(),
+        app.load_report.load_time.as_secs_f64() * 1e3,
+        if app.load_report.from_cache {
+            "compiled code from the cache"
+        } else {
+            "compiled now"
+        }
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        eprintln!("vk-host: listening on http://{}", listener.local_addr()?);
+        for route in &app.manifest().routes {
+            eprintln!("vk-host: route {} -> {}", route.path, route.component);
+        }
+        axum::serve(listener, spin::router(app))
+            .with_graceful_shutdown(async {
+                tokio::signal::ctrl_c().await.ok();
+            })
+            .await?;
+        Ok(())
+    })
 }

@@ -44,6 +44,23 @@ pub struct Limits {
     pub instances: u32,
 }
 
+impl Limits {
+    /// The per-instance caps a `Store` enforces.
+    pub(crate) fn store_limits(&self) -> StoreLimits {
+        StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .instances(16)
+            .trap_on_grow_failure(true)
+            .build()
+    }
+
+    /// The deadline in epoch ticks, for `Store::set_epoch_deadline`.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        let ticks = (self.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        u64::try_from(ticks).unwrap_or(u64::MAX)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -82,6 +99,16 @@ pub enum Fault {
     Timeout,
     /// The guest trapped (a panic, out of memory, …) or could not be instantiated.
     Trap(String),
+}
+
+impl Fault {
+    /// Classifies why a call into the guest failed: a deadline interrupt or anything else.
+    pub(crate) fn of(error: &wasmtime::Error) -> Fault {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Fault::Timeout,
+            _ => Fault::Trap(format!("{error:#}")),
+        }
+    }
 }
 
 impl std::fmt::Display for Fault {
@@ -135,16 +162,7 @@ impl Plugin {
         let pre = VkPluginPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component does not export the vk-plugin world")?;
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
+        tick_epochs(&engine)?;
         Ok(Plugin {
             engine,
             pre,
@@ -166,26 +184,18 @@ impl Plugin {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .instances(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: self.limits.store_limits(),
             store: self.store.clone(),
             http: self.http.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        let ticks = (self.limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.set_epoch_deadline(self.limits.deadline_ticks());
         let outcome = self
             .pre
             .instantiate(&mut store)
             .and_then(|plugin| call(&plugin, &mut store));
-        outcome.map_err(|error| match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Fault::Timeout,
-            _ => Fault::Trap(format!("{error:#}")),
-        })
+        outcome.map_err(|error| Fault::of(&error))
     }
 
     /// The plugin's key space, for the native side of the benchmark.
@@ -194,7 +204,9 @@ impl Plugin {
     }
 }
 
-fn engine(limits: Limits) -> anyhow::Result<Engine> {
+/// The engine every component of this host runs on: pooled instances sized by `limits`,
+/// epoch interruption for deadlines.
+pub(crate) fn engine(limits: Limits) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(limits.instances)
         .total_core_instances(limits.instances * 4)
@@ -211,9 +223,24 @@ fn engine(limits: Limits) -> anyhow::Result<Engine> {
     Ok(Engine::new(&config)?)
 }
 
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread that ends with the engine.
+pub(crate) fn tick_epochs(engine: &Engine) -> std::io::Result<()> {
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}
+
 /// Loads the compiled artifact of `bytes` from the cache, compiling and storing it first if
 /// it is not there.
-fn cached_component(
+pub(crate) fn cached_component(
     engine: &Engine,
     bytes: &[u8],
     cache_dir: &Path,

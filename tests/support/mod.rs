@@ -261,10 +261,10 @@ impl Host {
         let mut args: Vec<String> = ["serve", "--admin-token", ADMIN, "--vk-api-base", &vk.base]
             .map(String::from)
             .to_vec();
-        if !extra.iter().any(|a| *a == "--db") {
+        if !extra.contains(&"--db") {
             args.push("--memory".into());
         }
-        if !extra.iter().any(|a| *a == "--plugin") {
+        if !extra.contains(&"--plugin") {
             args.extend(["--plugin".into(), plugin_path()]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));

@@ -140,7 +140,7 @@ pub fn router(app: App) -> Router {
 }
 
 /// One line per request: method, path, status, time. Never a header or a body.
-async fn log(request: Request, next: Next) -> Response {
+pub(crate) async fn log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let line = format!("{} {}", request.method(), request.uri().path());
     let response = next.run(request).await;
@@ -245,15 +245,67 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or_else(unauthorized)
 }
 
-/// Reads a body of at most [`MAX_BODY`] bytes.
+/// An oversized body is still read (and dropped) up to this size before the `413` goes
+/// out: closing a connection with unread data resets it, and the client would see the
+/// reset instead of the answer.
+const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Why a request body was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyRefusal {
+    TooLarge,
+    Unreadable,
+}
+
+impl BodyRefusal {
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            BodyRefusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyRefusal::Unreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            BodyRefusal::TooLarge => "body-too-large",
+            BodyRefusal::Unreadable => "malformed-body",
+        }
+    }
+
+    pub(crate) fn message(self) -> String {
+        match self {
+            BodyRefusal::TooLarge => format!("the body is larger than {MAX_BODY} bytes"),
+            BodyRefusal::Unreadable => "the body cannot be read".to_owned(),
+        }
+    }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes (every route of both servers).
+pub(crate) async fn read_capped(mut body: Body) -> Result<Bytes, BodyRefusal> {
+    use http_body_util::BodyExt as _;
+    let mut kept = Vec::new();
+    let mut seen = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyRefusal::Unreadable)?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(BodyRefusal::TooLarge);
+    }
+    Ok(Bytes::from(kept))
+}
+
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::host(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!("the body is larger than {MAX_BODY} bytes"),
-        )
-    })
+    read_capped(body)
+        .await
+        .map_err(|refusal| ApiError::Host(refusal.status(), refusal.code(), refusal.message()))
 }
 
 /// Reads and parses a JSON body.

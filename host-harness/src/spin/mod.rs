@@ -1,0 +1,336 @@
+//! `serve-spin`: a Spin application's HTTP components run without the Spin CLI, so the Spin
+//! path of the product is tested (and benchmarked) here, on the same engine as the plugin.
+//!
+//! The app is read from its `spin.toml` ([`manifest`]); each routed component is compiled
+//! once through the plugin's artifact cache and pre-instantiated as a `wasi:http` proxy;
+//! every request gets a fresh `Store` and instance, with the plugin's epoch deadline and
+//! memory cap ([`crate::plugin::Limits`]). Besides WASI and `wasi:http`, the host provides
+//! the two Spin interfaces `vk-spin` imports (WIT in `host-harness/wit-spin/`):
+//! `spin:sqlite` over rusqlite ([`Database`]) and `fermyon:spin/variables` from the
+//! manifest, `--variable` and `SPIN_VARIABLE_*`. Outgoing HTTP follows the manifest's
+//! `allowed_outbound_hosts`.
+
+pub mod manifest;
+mod outbound;
+mod sqlite;
+mod variables;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::api::MAX_BODY;
+use crate::plugin::{Fault, Limits, LoadReport, cached_component, engine, tick_epochs};
+use manifest::Manifest;
+pub use sqlite::Database;
+
+/// The host side of the Spin interfaces the component imports.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit-spin",
+        world: "vk:spin-host/imports",
+        with: { "spin:sqlite/sqlite.connection": super::sqlite::Connection },
+    });
+}
+
+/// How [`SpinApp::load`] runs an application.
+#[derive(Debug, Clone)]
+pub struct SpinOptions {
+    /// The `spin.toml`; component sources are relative to its folder.
+    pub manifest: PathBuf,
+    /// The `default` SQLite database.
+    pub database: Database,
+    /// Where VK's API is reached instead of `https://api.vk.com` (a local stand-in).
+    pub vk_api_base: Option<String>,
+    /// Values of application variables (`--variable NAME=VALUE`); `SPIN_VARIABLE_<NAME>` and
+    /// the manifest's defaults fill in the others.
+    pub variables: BTreeMap<String, String>,
+    /// Where compiled components are cached.
+    pub cache_dir: PathBuf,
+    pub limits: Limits,
+}
+
+/// One component, ready to instantiate.
+struct Loaded {
+    pre: ProxyPre<State>,
+    variables: Arc<BTreeMap<String, String>>,
+    databases: Arc<[String]>,
+    outbound: Arc<outbound::Policy>,
+}
+
+/// A loaded Spin application.
+pub struct SpinApp {
+    manifest: Manifest,
+    components: BTreeMap<String, Loaded>,
+    sqlite: Arc<sqlite::Databases>,
+    limits: Limits,
+    /// One permit per instance the pool can hold, for every caller (socket or in-process).
+    slots: Arc<Semaphore>,
+    /// How long loading took, and whether every component came from the cache.
+    pub load_report: LoadReport,
+}
+
+/// The per-request state the imports use.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    hooks: outbound::Hooks,
+    variables: Arc<BTreeMap<String, String>>,
+    sqlite: sqlite::Access,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl SpinApp {
+    /// Reads the manifest, resolves the variables (a missing required one is an error, as
+    /// under `spin up`), opens the database and prepares every routed component, compiling
+    /// it only when the cache has no artifact for it.
+    pub fn load(options: &SpinOptions) -> anyhow::Result<SpinApp> {
+        let started = Instant::now();
+        let manifest = Manifest::read(&options.manifest)?;
+        let values = manifest.resolve_variables(&options.variables)?;
+        let vk_base = options
+            .vk_api_base
+            .as_deref()
+            .map(crate::http::vk_api_base)
+            .transpose()?;
+        let engine = engine(options.limits)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::Imports::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        let mut components = BTreeMap::new();
+        let mut all_cached = true;
+        for route in &manifest.routes {
+            if components.contains_key(&route.component) {
+                continue;
+            }
+            let component = &manifest.components[&route.component];
+            let bytes = std::fs::read(&component.source).with_context(|| {
+                format!(
+                    "cannot read component `{}` from {} (build it with `make spin-plugin`)",
+                    route.component,
+                    component.source.display()
+                )
+            })?;
+            let (compiled, from_cache) = cached_component(&engine, &bytes, &options.cache_dir)?;
+            all_cached &= from_cache;
+            let pre = ProxyPre::new(linker.instantiate_pre(&compiled)?)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("component `{}` is not a wasi:http handler", route.component)
+                })?;
+            let variables = component
+                .variables
+                .iter()
+                .filter_map(|(name, template)| {
+                    manifest::render(template, &values).map(|value| (name.clone(), value))
+                })
+                .collect();
+            let outbound = outbound::Policy {
+                allowed: component.allowed_outbound_hosts.clone(),
+                vk_base: vk_base.clone(),
+                deadline: options.limits.deadline,
+            };
+            components.insert(
+                route.component.clone(),
+                Loaded {
+                    pre,
+                    variables: Arc::new(variables),
+                    databases: component.sqlite_databases.clone().into(),
+                    outbound: Arc::new(outbound),
+                },
+            );
+        }
+        let sqlite = sqlite::Databases::open(&options.database, options.limits.memory_bytes)?;
+        tick_epochs(&engine)?;
+        Ok(SpinApp {
+            manifest,
+            components,
+            sqlite: Arc::new(sqlite),
+            limits: options.limits,
+            slots: Arc::new(Semaphore::new(options.limits.instances as usize)),
+            load_report: LoadReport {
+                from_cache: all_cached,
+                load_time: started.elapsed(),
+            },
+        })
+    }
+
+    /// The application's manifest, as read.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Handles one request in-process, without a socket (the benchmark's entry point):
+    /// `path` may carry a query. Returns the status and the body. Must be awaited inside a
+    /// multi-threaded tokio runtime: outgoing HTTP runs on it.
+    pub async fn handle(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://localhost{path}"))
+            .body(Bytes::from(body));
+        let response = match request {
+            Ok(request) => self.respond(request).await,
+            Err(error) => error_response(400, "malformed-request", &error.to_string()),
+        };
+        (response.status().as_u16(), response.into_body().to_vec())
+    }
+
+    /// Runs the component routed for `request` on a fresh instance. The instance runs on a
+    /// blocking thread of its own: SQLite calls block (a writer waits for the lock), and
+    /// must not stall the runtime's workers, which carry every other request.
+    async fn respond(&self, request: http::Request<Bytes>) -> http::Response<Bytes> {
+        let Some(loaded) = self
+            .manifest
+            .route(request.uri().path())
+            .and_then(|id| self.components.get(id))
+        else {
+            return error_response(404, "no-such-route", "no such route");
+        };
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return error_response(503, "shutting-down", "the host is shutting down");
+        };
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: self.limits.store_limits(),
+            hooks: outbound::Hooks(loaded.outbound.clone()),
+            variables: loaded.variables.clone(),
+            sqlite: sqlite::Access::new(self.sqlite.clone(), loaded.databases.clone()),
+        };
+        let pre = loaded.pre.clone();
+        let limits = self.limits;
+        let runtime = tokio::runtime::Handle::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            runtime.block_on(run(pre, state, request, limits))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Fault::Trap(e.to_string())));
+        joined.unwrap_or_else(|fault| {
+            // The detail (a trap's backtrace) goes to the log, not to the caller.
+            eprintln!("vk-host: component fault: {fault}");
+            let code = match fault {
+                Fault::Timeout => "plugin-timeout",
+                Fault::Trap(_) => "plugin-fault",
+            };
+            error_response(500, code, "the component failed on this request")
+        })
+    }
+}
+
+/// Instantiates the component, hands it the request and collects its response, all within
+/// the deadline. The response is read while the guest still runs (it may stream its body).
+async fn run(
+    pre: ProxyPre<State>,
+    state: State,
+    request: http::Request<Bytes>,
+    limits: Limits,
+) -> Result<http::Response<Bytes>, Fault> {
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(limits.deadline_ticks());
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let request = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request.map(Full::new))
+        .map_err(|e| Fault::of(&e))?;
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam(sender)
+        .map_err(|e| Fault::of(&e))?;
+    let guest = async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, out)
+            .await
+        // The store ends here, and with it the response sender if the guest never used it.
+    };
+    let answer = async {
+        let response = receiver.await.ok()?.ok()?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY).collect().await.ok()?;
+        Some(http::Response::from_parts(parts, body.to_bytes()))
+    };
+    let (called, answered) =
+        tokio::time::timeout(limits.deadline, async { tokio::join!(guest, answer) })
+            .await
+            .map_err(|_| Fault::Timeout)?;
+    called.map_err(|e| Fault::of(&e))?;
+    answered.ok_or_else(|| Fault::Trap("the component gave no complete response".to_owned()))
+}
+
+/// A refusal of the host's own, in the API's one error shape.
+fn error_response(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body.to_string()))
+        .expect("a valid status and header")
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes; a refusal is the answer to give.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, http::Response<Bytes>> {
+    crate::api::read_capped(body).await.map_err(|refusal| {
+        error_response(
+            refusal.status().as_u16(),
+            refusal.code(),
+            &refusal.message(),
+        )
+    })
+}
+
+/// The HTTP server of `serve-spin`: every request goes to [`SpinApp::respond`] after its
+/// body is read (at most [`MAX_BODY`] bytes; more is `413` before any component runs).
+pub fn router(app: Arc<SpinApp>) -> axum::Router {
+    axum::Router::new()
+        .fallback(move |request: axum::extract::Request| {
+            let app = app.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let response = match read_body(body).await {
+                    Ok(body) => app.respond(http::Request::from_parts(parts, body)).await,
+                    Err(refusal) => refusal,
+                };
+                response.map(axum::body::Body::from)
+            }
+        })
+        .layer(axum::middleware::from_fn(crate::api::log))
+}
