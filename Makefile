@@ -27,7 +27,7 @@ run: plugin
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --exclude vk-plugin --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --exclude vk-plugin --exclude vk-spin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-plugin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-spin --all-targets -- -D warnings
 

@@ -309,36 +309,72 @@ fn a_finished_dialog_is_restored_from_its_lead() {
 }
 
 #[test]
-fn a_conversion_racing_new_messages_loses_nothing() {
+fn a_conversion_racing_new_messages_and_new_goods_loses_nothing() {
     let (world, lead, dialog) = with_lead();
     add(
         &world,
         &lead,
         json!({"name": "Торт", "quantity": 1, "price": 100}),
     );
-    let conversion = std::thread::scope(|scope| {
+    let (conversion, adds) = std::thread::scope(|scope| {
         for n in 0..10 {
             let host = &world.host;
             scope.spawn(move || {
-                host.callback(&message_new(&format!("race-{n}"), PERSON, 10 + n, "ещё"))
+                let answer =
+                    host.callback(&message_new(&format!("race-{n}"), PERSON, 10 + n, "ещё"));
+                assert_eq!(answer, (200, "ok".to_owned()));
             });
         }
-        scope
-            .spawn(|| {
-                world.host.call(
-                    "POST",
-                    &format!("/api/leads/{lead}/convert"),
-                    world.token(0),
-                    None,
-                )
+        let adds: Vec<_> = (0..5)
+            .map(|n| {
+                let (world, lead) = (&world, &lead);
+                scope.spawn(move || {
+                    add(
+                        world,
+                        lead,
+                        json!({"name": format!("Свеча {n}"), "quantity": 1, "price": 10}),
+                    )
+                    .0
+                })
             })
-            .join()
+            .collect();
+        let conversion = world.host.call(
+            "POST",
+            &format!("/api/leads/{lead}/convert"),
+            world.token(0),
+            None,
+        );
+        (
+            conversion,
+            adds.into_iter()
+                .map(|h| h.join().expect("an add"))
+                .collect::<Vec<u16>>(),
+        )
     });
-    assert_eq!(conversion.expect("the conversion thread").0, 200);
-    assert_eq!(world.messages(0, &dialog).len(), 11);
+    assert_eq!(conversion.0, 200, "{}", conversion.1);
+    assert!(
+        adds.iter().all(|code| *code == 201 || *code == 409),
+        "{adds:?}"
+    );
+    assert_eq!(
+        world.messages(0, &dialog).len(),
+        11,
+        "every message is kept"
+    );
+    // Goods added before the conversion are in the order; after it, they were refused.
+    let accepted = adds.iter().filter(|code| **code == 201).count();
     let (_, converted) =
         world
             .host
             .call("GET", &format!("/api/leads/{lead}"), world.token(0), None);
-    assert_eq!(converted["status"], "converted");
+    let order_id = conversion.1["order_id"].as_str().expect("an order");
+    let (_, order) = world.host.call(
+        "GET",
+        &format!("/api/orders/{order_id}"),
+        world.token(0),
+        None,
+    );
+    assert_eq!(order["items"].as_array().map(Vec::len), Some(1 + accepted));
+    assert_eq!(order["items"], converted["items"]);
+    assert_eq!(order["total"], converted["total"]);
 }

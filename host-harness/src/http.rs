@@ -57,29 +57,17 @@ impl Outbound {
             return Err(HttpError::Denied(origin));
         }
         let timeout = Duration::from_millis(u64::from(request.timeout_ms)).min(self.max_timeout);
-        let outcome = if request.post {
-            let mut builder = self
-                .agent
-                .post(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build();
-            for (name, value) in &request.headers {
-                builder = builder.header(name, value);
-            }
-            builder.send(&request.body[..])
+        // One builder for both methods (a GET simply sends its empty body).
+        let builder = if request.post {
+            self.agent.post(&url)
         } else {
-            let mut builder = self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build();
-            for (name, value) in &request.headers {
-                builder = builder.header(name, value);
-            }
-            builder.call()
+            self.agent.get(&url).force_send_body()
         };
+        let mut builder = builder.config().timeout_global(Some(timeout)).build();
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let outcome = builder.send(&request.body[..]);
         let mut response = outcome.map_err(classify)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();

@@ -174,42 +174,49 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         limits,
     )?);
     eprintln!(
-        "vk-host: plugin {} loaded in {:.1} ms ({})",
+        "vk-host: plugin {} {}",
         args.plugin.display(),
-        plugin.load_report.load_time.as_secs_f64() * 1e3,
-        if plugin.load_report.from_cache {
-            "compiled code from the cache"
-        } else {
-            "compiled now"
-        }
+        plugin.load_report
     );
     if args.admin_token.is_none() {
         eprintln!(
             "vk-host: no admin token: the admin API is closed (set --admin-token or VK_HOST_ADMIN_TOKEN)"
         );
     }
+    let intake = limits.instances / 4;
     let app = App {
         plugin,
         employees: Arc::new(Employees::new(Namespace::host(store))),
         admin_token: args.admin_token.map(Arc::from),
-        slots: Arc::new(Semaphore::new(limits.instances as usize)),
+        slots: Arc::new(Semaphore::new((limits.instances - intake) as usize)),
+        intake_slots: Arc::new(Semaphore::new(intake as usize)),
     };
+    let every = Duration::from_millis(args.flush_interval_ms);
+    serve_until_ctrl_c(args.listen, api::router(app.clone()), move |address| {
+        eprintln!(
+            "vk-host: VK callback address: http://{address}{}",
+            api::CALLBACK_PATH
+        );
+        tokio::spawn(flush_forever(app, every));
+    })
+}
+
+/// Binds `listen`, says where, runs `started` (more log lines, background tasks) and serves
+/// `router` until Ctrl-C.
+fn serve_until_ctrl_c(
+    listen: SocketAddr,
+    router: axum::Router,
+    started: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        eprintln!("vk-host: listening on http://{}", listener.local_addr()?);
-        eprintln!(
-            "vk-host: VK callback address: http://{}{}",
-            listener.local_addr()?,
-            api::CALLBACK_PATH
-        );
-        tokio::spawn(flush_forever(
-            app.clone(),
-            Duration::from_millis(args.flush_interval_ms),
-        ));
-        axum::serve(listener, api::router(app))
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        eprintln!("vk-host: listening on http://{address}");
+        started(address);
+        axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 tokio::signal::ctrl_c().await.ok();
             })
@@ -258,29 +265,19 @@ fn serve_spin(args: ServeSpin) -> anyhow::Result<()> {
     };
     let app = Arc::new(SpinApp::load(&options)?);
     eprintln!(
-        "vk-host: Spin app {} loaded in {:.1} ms ({})",
+        "vk-host: Spin app {} {}",
         options.manifest.display(),
-        app.load_report.load_time.as_secs_f64() * 1e3,
-        if app.load_report.from_cache {
-            "compiled code from the cache"
-        } else {
-            "compiled now"
-        }
+        app.load_report
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        eprintln!("vk-host: listening on http://{}", listener.local_addr()?);
-        for route in &app.manifest().routes {
-            eprintln!("vk-host: route {} -> {}", route.path, route.component);
+    let routes: Vec<String> = app
+        .manifest()
+        .routes
+        .iter()
+        .map(|route| format!("vk-host: route {} -> {}", route.path, route.component))
+        .collect();
+    serve_until_ctrl_c(args.listen, spin::router(app), move |_| {
+        for route in routes {
+            eprintln!("{route}");
         }
-        axum::serve(listener, spin::router(app))
-            .with_graceful_shutdown(async {
-                tokio::signal::ctrl_c().await.ok();
-            })
-            .await?;
-        Ok(())
     })
 }

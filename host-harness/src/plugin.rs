@@ -109,6 +109,31 @@ impl Fault {
             _ => Fault::Trap(format!("{error:#}")),
         }
     }
+
+    /// The error code a caller sees. The detail (a trap's backtrace) is logged here, once,
+    /// and never sent to the caller.
+    pub(crate) fn report(&self) -> &'static str {
+        eprintln!("vk-host: plugin fault: {self}");
+        match self {
+            Fault::Timeout => "plugin-timeout",
+            Fault::Trap(_) => "plugin-fault",
+        }
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = if self.from_cache {
+            "compiled code from the cache"
+        } else {
+            "compiled now"
+        };
+        write!(
+            f,
+            "loaded in {:.1} ms ({source})",
+            self.load_time.as_secs_f64() * 1e3
+        )
+    }
 }
 
 impl std::fmt::Display for Fault {

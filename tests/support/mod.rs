@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// The community every test connects.
 pub const GROUP: i64 = 218_765_432;
-pub const SECRET: &str = "Qm9v-crm-7f3a91c2e4";
+pub const SECRET: &str = "Qm9v-crm-7f3a91c2e4-Zx81kP0q-t7Lw3Ndf";
 pub const CONFIRMATION: &str = "5e1d9c0b";
 pub const ACCESS_TOKEN: &str = "vk1.a.SECRET-ACCESS-KEY-0123456789abcdefAb3x";
 pub const ADMIN: &str = "admin-token-for-tests";

@@ -27,11 +27,12 @@ use crate::plugin::bindings::VkPlugin;
 use crate::plugin::bindings::exports::mybusiness::vk::{leads, outbox, settings, webhook};
 use crate::plugin::bindings::mybusiness::vk::types;
 use crate::plugin::{Fault, Plugin, State as PluginState};
+use vk_core::ErrorKind;
 
-/// The largest request body any route accepts.
-pub const MAX_BODY: usize = 1 << 20;
 /// The callback route, as the admin enters it in VK.
-pub const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
+pub use vk_core::CALLBACK_PATH;
+/// The largest request body any route accepts.
+pub use vk_core::MAX_BODY;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -39,8 +40,11 @@ pub struct App {
     pub plugin: Arc<Plugin>,
     pub employees: Arc<Employees>,
     pub admin_token: Option<Arc<str>>,
-    /// One permit per instance the pool can hold.
+    /// Instances for the operator API and the outbox.
     pub slots: Arc<Semaphore>,
+    /// Instances kept for VK's callbacks, so slow operator calls (a send waiting for VK)
+    /// never make VK wait for its `ok`. Both together are the pool's size.
+    pub intake_slots: Arc<Semaphore>,
 }
 
 /// A refusal, as the API answers it.
@@ -65,28 +69,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match self {
             ApiError::Plugin(error) => {
-                let status = match error.kind {
-                    types::ErrorKind::BadInput => StatusCode::BAD_REQUEST,
-                    types::ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-                    types::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                    types::ErrorKind::Conflict => StatusCode::CONFLICT,
-                    types::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                let kind = match error.kind {
+                    types::ErrorKind::BadInput => ErrorKind::BadInput,
+                    types::ErrorKind::Forbidden => ErrorKind::Forbidden,
+                    types::ErrorKind::NotFound => ErrorKind::NotFound,
+                    types::ErrorKind::Conflict => ErrorKind::Conflict,
+                    types::ErrorKind::Unavailable => ErrorKind::Unavailable,
                 };
+                let status = StatusCode::from_u16(kind.http_status())
+                    .expect("vk-core maps kinds to valid statuses");
                 (status, error.code, error.message)
             }
-            ApiError::Fault(fault) => {
-                // The detail (a trap's backtrace) goes to the log, not to the caller.
-                eprintln!("vk-host: plugin fault: {fault}");
-                let code = match fault {
-                    Fault::Timeout => "plugin-timeout",
-                    Fault::Trap(_) => "plugin-fault",
-                };
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    code.to_owned(),
-                    "the plugin failed on this request".to_owned(),
-                )
-            }
+            ApiError::Fault(fault) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                fault.report().to_owned(),
+                "the plugin failed on this request".to_owned(),
+            ),
             ApiError::Host(status, code, message) => (status, code.to_owned(), message),
         };
         (
@@ -163,7 +161,21 @@ impl App {
         + Send
         + 'static,
     ) -> Result<R, ApiError> {
-        let permit = self.slots.clone().acquire_owned().await.map_err(|_| {
+        self.call_on(&self.slots, call).await
+    }
+
+    /// Runs a plugin export on a fresh instance with a permit from `slots`.
+    async fn call_on<R: Send + 'static>(
+        &self,
+        slots: &Arc<Semaphore>,
+        call: impl FnOnce(
+            &VkPlugin,
+            &mut wasmtime::Store<PluginState>,
+        ) -> wasmtime::Result<Result<R, types::Error>>
+        + Send
+        + 'static,
+    ) -> Result<R, ApiError> {
+        let permit = slots.clone().acquire_owned().await.map_err(|_| {
             ApiError::host(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting-down",
@@ -186,10 +198,19 @@ impl App {
             .await
     }
 
+    /// Whether `token` is the admin token, compared by digest so that the time taken says
+    /// nothing about how much of it matched.
+    fn is_admin(&self, token: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        self.admin_token.as_deref().is_some_and(|admin| {
+            Sha256::digest(admin.as_bytes()) == Sha256::digest(token.as_bytes())
+        })
+    }
+
     /// The employee a request's bearer token belongs to.
     fn employee(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let token = bearer(headers)?;
-        if self.admin_token.as_deref() == Some(token) {
+        if self.is_admin(token) {
             return Err(ApiError::host(
                 StatusCode::FORBIDDEN,
                 "not-an-employee",
@@ -204,16 +225,16 @@ impl App {
 
     fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let token = bearer(headers)?;
-        match &self.admin_token {
-            Some(admin) if admin.as_bytes() == token.as_bytes() => Ok(()),
-            _ => match self.employees.authenticate(token).map_err(storage_failed)? {
-                Some(_) => Err(ApiError::host(
-                    StatusCode::FORBIDDEN,
-                    "admin-only",
-                    "only the admin may do this",
-                )),
-                None => Err(unauthorized()),
-            },
+        if self.is_admin(token) {
+            return Ok(());
+        }
+        match self.employees.authenticate(token).map_err(storage_failed)? {
+            Some(_) => Err(ApiError::host(
+                StatusCode::FORBIDDEN,
+                "admin-only",
+                "only the admin may do this",
+            )),
+            None => Err(unauthorized()),
         }
     }
 }
@@ -322,7 +343,9 @@ fn ok(status: StatusCode, body: Value) -> Reply {
 async fn callback(AxumState(app): AxumState<App>, body: Body) -> Reply {
     let body = read_body(body).await?;
     let reply = app
-        .call(move |p, s| p.mybusiness_vk_webhook().call_handle(s, &body))
+        .call_on(&app.intake_slots, move |p, s| {
+            p.mybusiness_vk_webhook().call_handle(s, &body)
+        })
         .await?;
     let text = match reply {
         webhook::CallbackReply::Confirmation(text) => text,

@@ -241,13 +241,7 @@ impl SpinApp {
         .await
         .unwrap_or_else(|e| Err(Fault::Trap(e.to_string())));
         joined.unwrap_or_else(|fault| {
-            // The detail (a trap's backtrace) goes to the log, not to the caller.
-            eprintln!("vk-host: component fault: {fault}");
-            let code = match fault {
-                Fault::Timeout => "plugin-timeout",
-                Fault::Trap(_) => "plugin-fault",
-            };
-            error_response(500, code, "the component failed on this request")
+            error_response(500, fault.report(), "the component failed on this request")
         })
     }
 }

@@ -41,6 +41,8 @@ fn id<T: FromStr>(text: &str, missing: Error) -> Result<T, Error> {
     text.parse().map_err(|_| missing)
 }
 
+/// An employee: the actor, or the target of a command (invitee, delegate). A malformed id
+/// names nobody listed.
 fn actor(text: &str) -> Result<vk_core::EmployeeId, Error> {
     id(
         text,
@@ -147,7 +149,7 @@ impl dialogs::Guest for Plugin {
         run(|core| {
             let invited = employees
                 .iter()
-                .map(|e| id_of_employee(e))
+                .map(|e| actor(e))
                 .collect::<Result<Vec<_>, _>>()?;
             core.invite(actor(&actor_id)?, dialog_id(&id)?, &invited)
         })
@@ -158,7 +160,7 @@ impl dialogs::Guest for Plugin {
     }
 
     fn delegate(actor_id: String, id: String, to: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.delegate(actor(&actor_id)?, dialog_id(&id)?, id_of_employee(&to)?))
+        run(|core| core.delegate(actor(&actor_id)?, dialog_id(&id)?, actor(&to)?))
     }
 
     fn close_as_spam(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
@@ -183,13 +185,6 @@ impl dialogs::Guest for Plugin {
     }
 }
 
-/// An employee named as the target of a command (invitee, delegate).
-fn id_of_employee(text: &str) -> Result<vk_core::EmployeeId, Error> {
-    id(
-        text,
-        Error::EmployeeNotListed(text.chars().take(64).collect()),
-    )
-}
 
 impl leads::Guest for Plugin {
     fn get(actor_id: String, id: String) -> Result<leads::Lead, types::Error> {

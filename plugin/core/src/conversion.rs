@@ -8,7 +8,7 @@ use crate::Core;
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
 use crate::keys;
-use crate::lead::{Communication, Item, Lead, LeadStatus};
+use crate::lead::{Communication, Item, Lead, LeadStatus, currency_of, total_of};
 use crate::tx::{read, transact};
 
 /// A counterparty ("Контрагент") made from a VK user.
@@ -45,13 +45,11 @@ pub struct Order {
 
 impl Order {
     pub fn total(&self) -> i64 {
-        self.items.iter().map(Item::total).sum()
+        total_of(&self.items)
     }
 
     pub fn currency(&self) -> &str {
-        self.items
-            .first()
-            .map_or(crate::lead::DEFAULT_CURRENCY, |i| i.currency.as_str())
+        currency_of(&self.items)
     }
 }
 

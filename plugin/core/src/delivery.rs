@@ -27,6 +27,9 @@ pub const MAX_ATTEMPTS: u32 = 10;
 const FLUSH_PAGE: u32 = 100;
 /// How many messages one flush hands to VK; the rest wait for the next flush.
 const FLUSH_ATTEMPTS: u32 = 100;
+/// No new attempt starts after a flush has run this long, so that one flush stays well
+/// inside a host's per-call deadline even when VK is slow.
+const FLUSH_BUDGET_MS: i64 = 10_000;
 
 /// A message waiting for VK.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,7 +140,10 @@ impl Core<'_> {
             record(tx, id, &event);
             Ok(key)
         })?;
-        self.attempt(&key)?;
+        // The message is stored and in the outbox: if this first attempt fails on our side,
+        // the outbox retries it, and reporting an error here would only invite the operator
+        // to send it again.
+        self.attempt(&key).ok();
         read(self.store, &key)?.ok_or(Error::DialogNotFound)
     }
 
@@ -146,7 +152,10 @@ impl Core<'_> {
     /// never hide due ones behind them.
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let now = self.clock.now();
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            names_filled: self.fill_pending_names()?,
+            ..FlushReport::default()
+        };
         let mut attempts = 0;
         let mut after: Option<String> = None;
         loop {
@@ -154,19 +163,21 @@ impl Core<'_> {
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (outbox_key, pending) in page {
-                if !pending.is_due(now) || attempts >= FLUSH_ATTEMPTS {
+                let over_budget = (self.clock.now() - now).num_milliseconds() > FLUSH_BUDGET_MS;
+                if !pending.is_due(now) || attempts >= FLUSH_ATTEMPTS || over_budget {
                     report.pending += 1;
                     continue;
                 }
                 attempts += 1;
-                match self.attempt(&outbox_key[keys::OUTBOX.len()..])? {
-                    Some(Delivery::Sent) => report.sent += 1,
-                    Some(Delivery::Failed) => report.failed += 1,
+                // One entry failing on our side (storage, contention) leaves it for the next
+                // flush and does not hold up the others.
+                match self.attempt(&outbox_key[keys::OUTBOX.len()..]) {
+                    Ok(Some(Delivery::Sent)) => report.sent += 1,
+                    Ok(Some(Delivery::Failed)) => report.failed += 1,
                     _ => report.pending += 1,
                 }
             }
         }
-        report.names_filled = self.fill_pending_names()?;
         Ok(report)
     }
 
@@ -199,13 +210,12 @@ impl Core<'_> {
                     token,
                     version: &settings.api_version,
                 };
-                let random = message.random_id.unwrap_or_else(|| random_id(message.id));
+                let random = message
+                    .random_id
+                    .expect("every CRM message has a random_id");
                 api.send_message(pending.peer_id, random, &message.text, SEND_TIMEOUT_MS)
             }
-            None => Err(ApiError::Vk {
-                code: 5,
-                message: "no community access key is configured".into(),
-            }),
+            None => Err(ApiError::NoAccessKey),
         };
         let finished_at = self.clock.now();
         transact(self.store, |tx| {
@@ -217,6 +227,12 @@ impl Core<'_> {
             match &outcome {
                 Ok(vk_id) => mark_sent(tx, key, &mut message, pending.peer_id, *vk_id),
                 Err(error) if error.is_transient() && pending.attempts < MAX_ATTEMPTS => {
+                    // Still pending, with VK's last answer kept for the operator to see.
+                    message.error = Some(SendError {
+                        code: error.code(),
+                        message: error.explain(),
+                    });
+                    tx.put(key.to_owned(), &message);
                     pending.next_at = finished_at + backoff(pending.attempts);
                     pending.lease_until = None;
                     tx.put(keys::outbox(key), &pending);

@@ -13,6 +13,19 @@ pub enum ErrorKind {
     Unavailable,
 }
 
+impl ErrorKind {
+    /// The HTTP status of a refusal of this kind, the one mapping every HTTP shell uses.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadInput => 400,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Unavailable => 503,
+        }
+    }
+}
+
 /// A refusal. Whatever returns it has changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {

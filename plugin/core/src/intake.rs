@@ -398,8 +398,8 @@ fn same_secret(expected: &str, given: &str) -> bool {
 }
 
 /// What makes an event "the same event" for at-most-once processing: VK's `event_id`, or
-/// for an event without one, its type and the ids of its message. `None`: the event is
-/// idempotent and needs no key.
+/// for an event without one, its type and the ids in its object. `None`: an event type the
+/// integration ignores.
 fn dedup_key(envelope: &Envelope) -> Result<Option<String>, Error> {
     if let Some(id) = &envelope.event_id {
         if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
@@ -424,6 +424,20 @@ fn dedup_key(envelope: &Envelope) -> Result<Option<String>, Error> {
             field("id"),
             field("conversation_message_id"),
             field("update_time")
+        )),
+        "message_allow" | "message_deny" => Some(format!(
+            "{}:{}:{}",
+            envelope.kind,
+            envelope
+                .object
+                .get("user_id")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0),
+            envelope
+                .object
+                .get("key")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
         )),
         _ => None,
     })

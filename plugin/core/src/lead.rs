@@ -173,6 +173,18 @@ impl Lead {
     }
 }
 
+/// The currency of a list of goods (all share one), `RUB` for none.
+pub fn currency_of(items: &[Item]) -> &str {
+    items
+        .first()
+        .map_or(DEFAULT_CURRENCY, |i| i.currency.as_str())
+}
+
+/// The sum of a list of goods, in kopecks.
+pub fn total_of(items: &[Item]) -> i64 {
+    items.iter().map(Item::total).sum()
+}
+
 /// The "Communication" block ("Коммуникация"): the way from a document back to its chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Communication {
@@ -351,7 +363,7 @@ fn parse_quantity(text: &str) -> Result<i64, Error> {
 
 /// Parses a non-negative decimal text into an integer of `digits` fraction digits, refusing
 /// more precision than that (never rounding silently) and values of `max` or more units.
-pub fn parse_fixed(text: &str, digits: u32, max: i64) -> Result<i64, String> {
+fn parse_fixed(text: &str, digits: u32, max: i64) -> Result<i64, String> {
     let text = text.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -380,7 +392,7 @@ pub fn parse_fixed(text: &str, digits: u32, max: i64) -> Result<i64, String> {
 }
 
 /// Formats an integer of `digits` fraction digits as a decimal text.
-pub fn format_fixed(value: i64, digits: u32) -> String {
+fn format_fixed(value: i64, digits: u32) -> String {
     let scale = 10_i64.pow(digits);
     let sign = if value < 0 { "-" } else { "" };
     let value = value.unsigned_abs();

@@ -30,6 +30,11 @@ pub use ids::{CounterpartyId, DialogId, EmployeeId, ItemId, LeadId, MessageId, O
 use chrono::{DateTime, SecondsFormat, Utc};
 use ports::{Clock, Http, Store};
 
+/// The callback route, as the admin enters it in VK's community settings (SPEC §2).
+pub const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
+/// The largest request body any HTTP shell accepts (SPEC §2: a larger one is `413`).
+pub const MAX_BODY: usize = 1 << 20;
+
 /// The domain bound to its ports for one call.
 pub struct Core<'a> {
     store: &'a dyn Store,

@@ -62,33 +62,44 @@ impl Settings {
     }
 
     fn overlay(mut self, fixed: Option<&SettingsUpdate>) -> Settings {
-        let Some(fixed) = fixed else { return self };
-        let clear_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
-        if fixed.access_token.is_some() {
-            self.access_token = clear_empty(&fixed.access_token);
-        }
-        if fixed.secret.is_some() {
-            self.secret = clear_empty(&fixed.secret);
-        }
-        if fixed.confirmation.is_some() {
-            self.confirmation = clear_empty(&fixed.confirmation);
-        }
-        if let Some(name) = &fixed.group_name {
-            self.group_name.clone_from(name);
-        }
-        if let Some(version) = &fixed.api_version {
-            self.api_version.clone_from(version);
-        }
-        if let Some(employees) = &fixed.employees {
-            self.employees.clone_from(employees);
+        if let Some(fixed) = fixed {
+            self.apply(&Change {
+                access_token: fixed.access_token.clone().map(Some),
+                secret: fixed.secret.clone().map(Some),
+                confirmation: fixed.confirmation.clone().map(Some),
+                group_name: fixed.group_name.clone(),
+                api_version: fixed.api_version.clone(),
+                employees: fixed.employees.clone(),
+            });
         }
         self
+    }
+
+    fn apply(&mut self, change: &Change) {
+        if let Some(value) = &change.access_token {
+            self.access_token.clone_from(value);
+        }
+        if let Some(value) = &change.secret {
+            self.secret.clone_from(value);
+        }
+        if let Some(value) = &change.confirmation {
+            self.confirmation.clone_from(value);
+        }
+        if let Some(value) = &change.group_name {
+            self.group_name.clone_from(value);
+        }
+        if let Some(value) = &change.api_version {
+            self.api_version.clone_from(value);
+        }
+        if let Some(value) = &change.employees {
+            self.employees.clone_from(value);
+        }
     }
 
     fn view(&self) -> SettingsView {
         SettingsView {
             access_token: self.access_token.as_deref().map(mask),
-            secret: self.secret.as_deref().map(mask),
+            secret: self.secret.as_ref().map(|_| SECRET_MASK.to_owned()),
             confirmation: self.confirmation.clone(),
             group_name: self.group_name.clone(),
             api_version: self.api_version.clone(),
@@ -110,6 +121,16 @@ pub struct SettingsView {
     pub api_version: String,
     pub employees: Vec<EmployeeId>,
     pub group_id: Option<i64>,
+}
+
+/// A validated change: `None` keeps a field, `Some(None)` clears an optional one.
+struct Change {
+    access_token: Option<Option<String>>,
+    secret: Option<Option<String>>,
+    confirmation: Option<Option<String>>,
+    group_name: Option<String>,
+    api_version: Option<String>,
+    employees: Option<Vec<EmployeeId>>,
 }
 
 /// A change of settings; `None` keeps a field. An empty access key, secret or confirmation
@@ -158,31 +179,21 @@ impl Core<'_> {
                 return Err(Error::invalid("api_version", "must look like 5.199"));
             }
         }
-        let employees = update.employees.map(|mut list| {
-            let mut seen = std::collections::HashSet::new();
-            list.retain(|e| seen.insert(*e));
-            list
-        });
+        let change = Change {
+            access_token,
+            secret,
+            confirmation,
+            group_name,
+            api_version: update.api_version,
+            employees: update.employees.map(|mut list| {
+                let mut seen = std::collections::HashSet::new();
+                list.retain(|e| seen.insert(*e));
+                list
+            }),
+        };
         transact(self.store, |tx| {
             let mut settings = Settings::stored(tx)?;
-            if let Some(value) = &access_token {
-                settings.access_token.clone_from(value);
-            }
-            if let Some(value) = &secret {
-                settings.secret.clone_from(value);
-            }
-            if let Some(value) = &confirmation {
-                settings.confirmation.clone_from(value);
-            }
-            if let Some(value) = &group_name {
-                settings.group_name.clone_from(value);
-            }
-            if let Some(value) = &update.api_version {
-                settings.api_version.clone_from(value);
-            }
-            if let Some(value) = &employees {
-                settings.employees.clone_from(value);
-            }
+            settings.apply(&change);
             tx.put(keys::SETTINGS, &settings);
             Ok(settings.overlay(self.platform).view())
         })
@@ -199,12 +210,16 @@ impl Core<'_> {
     }
 }
 
-/// Shows the shape of a secret without revealing it: long keys keep their first six and
-/// last four characters (`vk1.a.****Ab3x`), short ones show nothing.
-fn mask(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 20 {
-        return "****".to_owned();
+/// What every read shows for the secret key: nothing of it. VK secret keys are short (at
+/// most 50 characters), so even a few characters would give away too much.
+const SECRET_MASK: &str = "****";
+
+/// Shows the shape of the access key without revealing it: a long key keeps its first six
+/// and last four characters (`vk1.a.****Ab3x`), a shorter one shows nothing.
+fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 32 {
+        return SECRET_MASK.to_owned();
     }
     let head: String = chars[..6].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();

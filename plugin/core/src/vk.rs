@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::ports::{Http, HttpError, HttpRequest};
 
 /// Where VK's API lives; a host may route it elsewhere (a test stand-in).
-pub const API_BASE: &str = "https://api.vk.com/method/";
+const API_BASE: &str = "https://api.vk.com/method/";
 /// VK's limit for one message's text.
 pub const MAX_TEXT_CHARS: usize = 9000;
 
@@ -135,6 +135,8 @@ pub enum ApiError {
     Vk { code: i32, message: String },
     /// Not the JSON VK answers with.
     Malformed,
+    /// No community access key is configured, so VK was not called.
+    NoAccessKey,
 }
 
 impl ApiError {
@@ -142,7 +144,7 @@ impl ApiError {
     /// and VK's "try later" codes (1 unknown, 6 too many requests, 9 flood, 10 internal).
     pub fn is_transient(&self) -> bool {
         match self {
-            ApiError::Http(HttpError::Denied(_)) => false,
+            ApiError::Http(HttpError::Denied(_)) | ApiError::NoAccessKey => false,
             ApiError::Http(_) | ApiError::Malformed => true,
             ApiError::Status(status) => *status >= 500 || *status == 429,
             ApiError::Vk { code, .. } => matches!(code, 1 | 6 | 9 | 10),
@@ -163,6 +165,9 @@ impl ApiError {
             ApiError::Http(e) => e.to_string(),
             ApiError::Status(status) => format!("VK answered with HTTP status {status}"),
             ApiError::Malformed => "VK's answer could not be read".to_owned(),
+            ApiError::NoAccessKey => {
+                "no community access key is configured: an admin must enter one".to_owned()
+            }
             ApiError::Vk { code, message } => match code {
                 5 => {
                     "the community access key is invalid or revoked: an admin must enter a new one"

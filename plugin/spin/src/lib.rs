@@ -26,12 +26,7 @@ use spin_sdk::http_component;
 use vk_core::intake::CallbackReply;
 use vk_core::ports::{StoreError, SystemClock};
 use vk_core::settings::SettingsUpdate;
-use vk_core::{Core, Error, ErrorKind};
-
-/// The callback route, as the admin enters it in VK; the same as the reference host's.
-const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
-/// VK's callbacks are small; a larger body is refused (SPEC §2).
-const MAX_BODY: usize = 1 << 20;
+use vk_core::{CALLBACK_PATH, Core, Error, MAX_BODY};
 
 /// What the component answers.
 struct Answer {
@@ -160,14 +155,7 @@ fn callback(body: &[u8]) -> Answer {
 
 /// The one mapping of a domain refusal to HTTP, as the reference host maps it.
 fn refusal(error: &Error) -> Answer {
-    let status = match error.kind() {
-        ErrorKind::BadInput => 400,
-        ErrorKind::Forbidden => 403,
-        ErrorKind::NotFound => 404,
-        ErrorKind::Conflict => 409,
-        ErrorKind::Unavailable => 503,
-    };
-    Answer::error(status, error.code(), &error.to_string())
+    Answer::error(error.kind().http_status(), error.code(), &error.to_string())
 }
 
 /// The settings Spin fixes, from the component's variables. An undefined or empty variable
