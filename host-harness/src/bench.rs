@@ -139,20 +139,15 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     println!("# vk-host bench\n");
     println!("plugin: {} ({} bytes)", options.plugin.display(), wasm_size);
     let cold_cache = std::env::temp_dir().join(format!("vk-bench-cache-{}", std::process::id()));
-    let cold = load(
-        &Options {
+    // The same load twice into a new cache: the first compiles, the second finds the artifact.
+    let [cold, warm] = [(), ()].map(|()| {
+        let cache = Options {
             cache_dir: cold_cache.clone(),
             ..options.clone()
-        },
-        Arc::new(MemoryStore::new()),
-    )?;
-    let warm = load(
-        &Options {
-            cache_dir: cold_cache.clone(),
-            ..options.clone()
-        },
-        Arc::new(MemoryStore::new()),
-    )?;
+        };
+        load(&cache, Arc::new(MemoryStore::new()))
+    });
+    let (cold, warm) = (cold?, warm?);
     std::fs::remove_dir_all(&cold_cache).ok();
     println!(
         "load: compile + cache {:.1} ms, from the cached artifact {:.2} ms\n",

@@ -185,7 +185,6 @@ impl dialogs::Guest for Plugin {
     }
 }
 
-
 impl leads::Guest for Plugin {
     fn get(actor_id: String, id: String) -> Result<leads::Lead, types::Error> {
         run(|core| core.lead(actor(&actor_id)?, lead_id(&id)?))
