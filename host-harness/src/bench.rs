@@ -92,6 +92,24 @@ impl Series {
     }
 }
 
+/// A Markdown table of series, one row each.
+fn print_table(what: &str, rows: &[&Series]) {
+    println!(
+        "| {what:<48} | {:>10} | {:>9} | {:>9} |",
+        "per second", "p50 µs", "p99 µs"
+    );
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(50),
+        "-".repeat(12),
+        "-".repeat(11),
+        "-".repeat(11)
+    );
+    for series in rows {
+        println!("{}", series.row());
+    }
+}
+
 fn callback(n: usize) -> Vec<u8> {
     // 100 people: the first message of each creates a lead and a dialog, the rest append.
     let user = (n % 100) as i64 + 1;
@@ -182,20 +200,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let spin = spin_callbacks(options, &bodies)?;
 
     println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
-    println!(
-        "| {:<48} | {:>10} | {:>9} | {:>9} |",
-        "path", "per second", "p50 µs", "p99 µs"
-    );
-    println!(
-        "|{}|{}|{}|{}|",
-        "-".repeat(50),
-        "-".repeat(12),
-        "-".repeat(11),
-        "-".repeat(11)
-    );
-    for series in [&native, &component, &spin, &instantiate] {
-        println!("{}", series.row());
-    }
+    print_table("path", &[&native, &component, &spin, &instantiate]);
     println!(
         "\ncomponent / native time per callback: {:.2}× (p50 {:.2}×)\n",
         native.per_second() / component.per_second(),
@@ -310,19 +315,6 @@ fn lists(options: &Options) -> anyhow::Result<()> {
                 .expect("read");
         }),
     ];
-    println!(
-        "| {:<48} | {:>10} | {:>9} | {:>9} |",
-        "read", "per second", "p50 µs", "p99 µs"
-    );
-    println!(
-        "|{}|{}|{}|{}|",
-        "-".repeat(50),
-        "-".repeat(12),
-        "-".repeat(11),
-        "-".repeat(11)
-    );
-    for s in &series {
-        println!("{}", s.row());
-    }
+    print_table("read", &series.iter().collect::<Vec<_>>());
     Ok(())
 }

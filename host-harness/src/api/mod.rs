@@ -150,17 +150,30 @@ pub(crate) async fn log(request: Request, next: Next) -> Response {
     response
 }
 
-impl App {
-    /// Runs a plugin export on a fresh instance, off the async executor.
-    async fn call<R: Send + 'static>(
-        &self,
-        call: impl FnOnce(
+/// One call of a plugin export on an instance, as the handlers write it (`|p, s| ...`).
+trait Export<R>:
+    FnOnce(
+        &VkPlugin,
+        &mut wasmtime::Store<PluginState>,
+    ) -> wasmtime::Result<Result<R, types::Error>>
+    + Send
+    + 'static
+{
+}
+
+impl<R, F> Export<R> for F where
+    F: FnOnce(
             &VkPlugin,
             &mut wasmtime::Store<PluginState>,
         ) -> wasmtime::Result<Result<R, types::Error>>
         + Send
-        + 'static,
-    ) -> Result<R, ApiError> {
+        + 'static
+{
+}
+
+impl App {
+    /// Runs a plugin export on a fresh instance, off the async executor.
+    async fn call<R: Send + 'static>(&self, call: impl Export<R>) -> Result<R, ApiError> {
         self.call_on(&self.slots, call).await
     }
 
@@ -168,12 +181,7 @@ impl App {
     async fn call_on<R: Send + 'static>(
         &self,
         slots: &Arc<Semaphore>,
-        call: impl FnOnce(
-            &VkPlugin,
-            &mut wasmtime::Store<PluginState>,
-        ) -> wasmtime::Result<Result<R, types::Error>>
-        + Send
-        + 'static,
+        call: impl Export<R>,
     ) -> Result<R, ApiError> {
         let permit = slots.clone().acquire_owned().await.map_err(|_| {
             ApiError::host(
