@@ -261,6 +261,39 @@ impl Dialog {
     }
 }
 
+/// An employee taken off the open lines leaves every open dialog they work on; those they
+/// were responsible for go back to the queue, where any listed employee can claim them.
+pub(crate) fn release(
+    store: &dyn crate::ports::Store,
+    tx: &mut Tx<'_>,
+    employee: EmployeeId,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let prefix = keys::working(employee);
+    let mut after: Option<String> = None;
+    loop {
+        let page = scan::<DialogId>(store, &prefix, after.as_deref(), MAX_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (_, id) in page {
+            let before = Dialog::load(tx, id)?;
+            let mut dialog = before.clone();
+            dialog.participants.retain(|p| *p != employee);
+            if dialog.responsible == Some(employee) {
+                dialog.responsible = None;
+            }
+            record(
+                tx,
+                id,
+                &HistoryEvent::new(now, EventKind::Left, Some(employee)),
+            );
+            dialog.save(tx, Some(&before));
+        }
+    }
+}
+
 /// Appends an event to a dialog's history.
 pub(crate) fn record(tx: &mut Tx<'_>, dialog: DialogId, event: &HistoryEvent) {
     tx.put(keys::history_event(dialog, &keys::seq(event.at)), event);

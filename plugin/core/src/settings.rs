@@ -163,6 +163,7 @@ impl Core<'_> {
     }
 
     /// Validates the whole update first, then applies it; an invalid field stores nothing.
+    /// An employee taken off the list leaves their open dialogs (see `dialog::release`).
     pub fn put_settings(&self, update: SettingsUpdate) -> Result<SettingsView, Error> {
         let access_token = optional_text(update.access_token, "access_token", 512)?;
         let secret = optional_text(update.secret, "secret", 50)?;
@@ -191,9 +192,14 @@ impl Core<'_> {
                 list
             }),
         };
+        let now = self.clock.now();
         transact(self.store, |tx| {
             let mut settings = Settings::stored(tx)?;
+            let listed = settings.employees.clone();
             settings.apply(&change);
+            for removed in listed.iter().filter(|e| !settings.employees.contains(e)) {
+                crate::dialog::release(self.store, tx, *removed, now)?;
+            }
             tx.put(keys::SETTINGS, &settings);
             Ok(settings.overlay(self.platform).view())
         })

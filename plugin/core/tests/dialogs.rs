@@ -1019,3 +1019,50 @@ fn spam_and_finished_lists_page_too() {
     assert_eq!(third.next, None);
     assert!(bench.listed(anna, DialogStatus::Finished).is_empty());
 }
+
+// ---- employees taken off the list ----------------------------------------------------------
+
+#[test]
+fn an_employee_taken_off_the_list_leaves_and_their_dialog_returns_to_the_queue() {
+    let line = line().claimed_by_anna();
+    line.bench
+        .core()
+        .invite(line.anna, line.dialog, &[line.boris])
+        .expect("invite");
+    line.bench.set_employees(vec![line.boris, line.vera]);
+
+    let dialog = line
+        .bench
+        .core()
+        .dialog(line.vera, line.dialog)
+        .expect("read");
+    assert_eq!(dialog.responsible, None);
+    assert_eq!(dialog.participants, [line.boris]);
+    let queue = line
+        .bench
+        .core()
+        .dialogs(line.vera, DialogStatus::Open, None, 10)
+        .expect("list");
+    assert_eq!(
+        queue.items.len(),
+        1,
+        "back in the queue, visible to everyone listed"
+    );
+    let claimed = line
+        .bench
+        .core()
+        .claim(line.vera, line.dialog)
+        .expect("claim");
+    assert_eq!(claimed.responsible, Some(line.vera));
+    let (history, _) = line
+        .bench
+        .core()
+        .history(line.vera, line.dialog, None, 50)
+        .expect("history");
+    let left = history
+        .items
+        .iter()
+        .find(|e| e.kind == EventKind::Left)
+        .expect("an entry");
+    assert_eq!(left.actor, Some(line.anna));
+}
