@@ -168,11 +168,33 @@ fn an_event_sent_five_times_is_stored_once_and_its_sender_named_by_vk() {
 }
 
 #[test]
+fn a_name_vk_could_not_give_is_filled_in_after_the_answer() {
+    let world = SpinWorld::connected();
+    world
+        .vk
+        .fail_next("users.get", Failure::Vk(10, "Internal server error"));
+    let answer = world
+        .host
+        .callback(&message_new("e-name", 505, 21, "hello"));
+    assert_eq!(answer, (200, "ok".to_owned()));
+    // The component asks VK again once its answer is out; the lead gets the real name.
+    let named = support::eventually(Duration::from_secs(10), || {
+        world.records("lead/")[0]["title"] == "Bakery: Ivan505 Petrov"
+    });
+    assert!(named, "{:?}", world.records("lead/"));
+    assert_eq!(world.vk.calls("users.get").len(), 2);
+}
+
+#[test]
 fn a_slow_vk_does_not_hold_the_answer_up() {
     let world = SpinWorld::connected();
     world
         .vk
         .fail_next("users.get", Failure::Late(Duration::from_secs(6)));
+    // The second lookup, made after the answer, fails too: the fallback name stays.
+    world
+        .vk
+        .fail_next("users.get", Failure::Vk(10, "Internal server error"));
     let started = Instant::now();
     let answer = world
         .host

@@ -234,40 +234,61 @@ impl SpinApp {
         let pre = loaded.pre.clone();
         let limits = self.limits;
         let runtime = tokio::runtime::Handle::current();
-        let joined = tokio::task::spawn_blocking(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // The instance may keep working after its answer (work that must not hold VK's `ok`
+        // up); it keeps its permit, and its deadline, until it returns.
+        tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            runtime.block_on(run(pre, state, request, limits))
-        })
-        .await
-        .unwrap_or_else(|e| Err(Fault::Trap(e.to_string())));
-        joined.unwrap_or_else(|fault| {
-            error_response(500, fault.report(), "the component failed on this request")
-        })
+            runtime.block_on(run(pre, state, request, limits, reply))
+        });
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Fault::Trap("the component's thread ended".to_owned())))
+            .unwrap_or_else(|fault| {
+                error_response(500, fault.report(), "the component failed on this request")
+            })
     }
 }
 
-/// Instantiates the component, hands it the request and collects its response, all within
-/// the deadline. The response is read while the guest still runs (it may stream its body).
+/// Instantiates the component, hands it the request and sends its response to `reply` as
+/// soon as the response is complete; then lets the guest finish (all within the deadline).
+/// A fault before the response is the reply; a fault after it is only logged.
 async fn run(
     pre: ProxyPre<State>,
     state: State,
     request: http::Request<Bytes>,
     limits: Limits,
-) -> Result<http::Response<Bytes>, Fault> {
+    reply: tokio::sync::oneshot::Sender<Result<http::Response<Bytes>, Fault>>,
+) {
+    let reply = std::cell::RefCell::new(Some(reply));
+    let deliver = |result: Result<http::Response<Bytes>, Fault>| match reply.borrow_mut().take() {
+        Some(sender) => {
+            sender.send(result).ok();
+        }
+        None => {
+            if let Err(fault) = result {
+                eprintln!("vk-host: component fault after its answer: {fault}");
+            }
+        }
+    };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(limits.deadline_ticks());
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let request = store
+    let prepared = store
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, request.map(Full::new))
-        .map_err(|e| Fault::of(&e))?;
-    let out = store
-        .data_mut()
-        .http()
-        .new_response_outparam(sender)
-        .map_err(|e| Fault::of(&e))?;
+        .and_then(|request| {
+            Ok((
+                request,
+                store.data_mut().http().new_response_outparam(sender)?,
+            ))
+        });
+    let (request, out) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return deliver(Err(Fault::of(&error))),
+    };
     let guest = async move {
         let proxy = pre.instantiate_async(&mut store).await?;
         proxy
@@ -280,14 +301,22 @@ async fn run(
         let response = receiver.await.ok()?.ok()?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, MAX_BODY).collect().await.ok()?;
-        Some(http::Response::from_parts(parts, body.to_bytes()))
+        deliver(Ok(http::Response::from_parts(parts, body.to_bytes())));
+        Some(())
     };
-    let (called, answered) =
-        tokio::time::timeout(limits.deadline, async { tokio::join!(guest, answer) })
-            .await
-            .map_err(|_| Fault::Timeout)?;
-    called.map_err(|e| Fault::of(&e))?;
-    answered.ok_or_else(|| Fault::Trap("the component gave no complete response".to_owned()))
+    let outcome =
+        tokio::time::timeout(limits.deadline, async { tokio::join!(guest, answer) }).await;
+    match outcome {
+        Err(_) => deliver(Err(Fault::Timeout)),
+        Ok((Err(error), _)) => deliver(Err(Fault::of(&error))),
+        Ok((Ok(()), answered)) => {
+            if answered.is_none() {
+                deliver(Err(Fault::Trap(
+                    "the component gave no complete response".to_owned(),
+                )));
+            }
+        }
+    }
 }
 
 /// A refusal of the host's own, in the API's one error shape.

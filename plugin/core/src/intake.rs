@@ -267,8 +267,9 @@ impl Core<'_> {
             .map(|(_, first, last)| (first, last))
     }
 
-    /// Fills in the names VK could not give at intake. Returns how many it filled.
-    pub(crate) fn fill_pending_names(&self) -> Result<u32, Error> {
+    /// Fills in the names VK could not give at intake. Returns how many it filled. Part of
+    /// every `flush`; a shell without an outbox timer (Spin) runs it after answering VK.
+    pub fn fill_pending_names(&self) -> Result<u32, Error> {
         let pending = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)?;
         if pending.is_empty() {
             return Ok(0);

@@ -87,6 +87,24 @@ fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         }
         Err(why) => eprintln!("vk-spin: the response could not be sent: {why}"),
     }
+    if answer.status == 200 {
+        after_answer();
+    }
+}
+
+/// Work that must not hold VK's `ok` up, done once the answer is out: names VK could not
+/// give at intake. (The plugin's host does this from its outbox timer; a Spin app has none.)
+fn after_answer() {
+    let Ok(store) = store::SqliteStore::open_default() else {
+        return;
+    };
+    let Ok(fixed) = platform_settings() else {
+        return;
+    };
+    let core = Core::new(&store, &outbound::Outbound, &SystemClock).with_platform_settings(&fixed);
+    if let Err(error) = core.fill_pending_names() {
+        eprintln!("vk-spin: names could not be filled in: {}", error.code());
+    }
 }
 
 /// Routes the request: the callback route takes `POST` only, and nothing else is served.
