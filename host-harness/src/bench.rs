@@ -234,6 +234,13 @@ fn spin_callbacks(options: &Options, bodies: &[Vec<u8>]) -> anyhow::Result<Serie
         cache_dir: options.cache_dir.clone(),
         limits: Limits::default(),
     })?;
+    for component in app.manifest().components.values() {
+        let size = std::fs::metadata(&component.source)?.len();
+        println!(
+            "Spin component: {} ({size} bytes)\n",
+            component.source.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -270,14 +270,15 @@ impl Core<'_> {
     /// Fills in the names VK could not give at intake. Returns how many it filled. Part of
     /// every `flush`; a shell without an outbox timer (Spin) runs it after answering VK.
     pub fn fill_pending_names(&self) -> Result<u32, Error> {
-        let pending = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
+        // Without a key VK cannot be asked: nothing to look at.
         let settings = self.current_settings()?;
         let Some(token) = settings.access_token.as_deref() else {
             return Ok(0);
         };
+        let pending = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
         let mut leads = Vec::new();
         for (_, id) in pending {
             if let Some(lead) = read::<Lead>(self.store, &keys::lead(id))? {
