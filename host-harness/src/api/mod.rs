@@ -87,11 +87,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Host(status, code, message) => (status, code.to_owned(), message),
         };
-        (
-            status,
-            axum::Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        (status, axum::Json(vk_core::error_body(&code, &message))).into_response()
     }
 }
 

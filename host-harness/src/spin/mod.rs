@@ -321,7 +321,7 @@ async fn run(
 
 /// A refusal of the host's own, in the API's one error shape.
 fn error_response(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let body = vk_core::error_body(code, message);
     http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")

@@ -61,6 +61,11 @@ impl<'a> Core<'a> {
     }
 }
 
+/// The body of every refusal over HTTP (SPEC §3): `{"error": {"code", "message"}}`.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({"error": {"code": code, "message": message}})
+}
+
 /// The one text form of a time on every boundary: RFC 3339, UTC, `Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)

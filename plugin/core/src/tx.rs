@@ -55,25 +55,26 @@ impl<'a> Tx<'a> {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let mut writes: Vec<Write> = Vec::with_capacity(self.writes.len() + self.read.len());
-        for (key, value) in self.writes {
-            let expect = self.read.get(&key).copied();
-            let change = value.map_or(Change::Delete, Change::Put);
-            writes.push(Write {
+        let checks: Vec<Write> = self
+            .read
+            .iter()
+            .filter(|(key, _)| !self.writes.contains_key(*key))
+            .map(|(key, version)| Write {
+                key: key.clone(),
+                change: Change::Check,
+                expect: Some(*version),
+            })
+            .collect();
+        let mut writes: Vec<Write> = self
+            .writes
+            .into_iter()
+            .map(|(key, value)| Write {
+                expect: self.read.get(&key).copied(),
+                change: value.map_or(Change::Delete, Change::Put),
                 key,
-                change,
-                expect,
-            });
-        }
-        for (key, version) in self.read {
-            if !writes.iter().any(|w| w.key == key) {
-                writes.push(Write {
-                    key,
-                    change: Change::Check,
-                    expect: Some(version),
-                });
-            }
-        }
+            })
+            .collect();
+        writes.extend(checks);
         self.store.commit(writes)
     }
 }

@@ -302,13 +302,10 @@ fn flush_reports_what_it_did() {
 #[test]
 fn send_without_an_access_key_fails_with_the_key_error() {
     let (bench, operator, dialog) = claimed();
-    bench
-        .core()
-        .put_settings(vk_core::settings::SettingsUpdate {
-            access_token: Some(String::new()),
-            ..Default::default()
-        })
-        .expect("the key is removed");
+    bench.change_settings(vk_core::settings::SettingsUpdate {
+        access_token: Some(String::new()),
+        ..Default::default()
+    });
 
     let message = bench.core().send(operator, dialog, "hello").expect("send");
 

@@ -515,13 +515,10 @@ fn flush_fills_in_the_name_vk_could_not_give_at_intake() {
 fn without_an_access_key_the_name_waits_and_flush_fills_it_once_one_is_set() {
     let bench = Bench::connected();
     let reader = bench.hire();
-    bench
-        .core()
-        .put_settings(vk_core::settings::SettingsUpdate {
-            access_token: Some(String::new()),
-            ..Default::default()
-        })
-        .expect("the key is removed");
+    bench.change_settings(vk_core::settings::SettingsUpdate {
+        access_token: Some(String::new()),
+        ..Default::default()
+    });
 
     let dialog = bench.person_writes(PERSON, 1042, "hello");
     assert!(bench.vk.calls().is_empty());
@@ -531,13 +528,10 @@ fn without_an_access_key_the_name_waits_and_flush_fills_it_once_one_is_set() {
     );
     assert_eq!(bench.core().flush().expect("flush").names_filled, 0);
 
-    bench
-        .core()
-        .put_settings(vk_core::settings::SettingsUpdate {
-            access_token: Some(TOKEN.to_owned()),
-            ..Default::default()
-        })
-        .expect("the key is set");
+    bench.change_settings(vk_core::settings::SettingsUpdate {
+        access_token: Some(TOKEN.to_owned()),
+        ..Default::default()
+    });
     assert_eq!(bench.core().flush().expect("flush").names_filled, 1);
     assert_eq!(
         bench.lead_of(reader, &dialog).title,

@@ -589,13 +589,10 @@ fn returning_person_after_conversion_keeps_the_same_lead_and_counterparty() {
 fn lead_title_uses_the_community_name_at_the_time_of_the_first_message() {
     let bench = Bench::connected();
     let operator = bench.hire();
-    bench
-        .core()
-        .put_settings(vk_core::settings::SettingsUpdate {
-            group_name: Some("  Чайная лавка  ".into()),
-            ..Default::default()
-        })
-        .expect("renamed");
+    bench.change_settings(vk_core::settings::SettingsUpdate {
+        group_name: Some("  Чайная лавка  ".into()),
+        ..Default::default()
+    });
     let dialog = bench.person_writes(PERSON, 1, "hi");
     let lead = bench.lead_of(operator, &dialog);
     assert_eq!(lead.title, "Чайная лавка: Anna Smirnova");

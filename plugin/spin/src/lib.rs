@@ -46,7 +46,7 @@ impl Answer {
 
     /// A refusal in the API's one error shape.
     fn error(status: u16, code: &str, message: &str) -> Answer {
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        let body = vk_core::error_body(code, message);
         Answer {
             status,
             content_type: "application/json",

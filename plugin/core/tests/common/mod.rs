@@ -489,16 +489,13 @@ impl Bench {
     /// Configured (token, secret, confirmation string, community name) but not confirmed.
     pub fn configured() -> Bench {
         let bench = Bench::empty();
-        bench
-            .core()
-            .put_settings(SettingsUpdate {
-                access_token: Some(TOKEN.to_owned()),
-                secret: Some(SECRET.to_owned()),
-                confirmation: Some(CONFIRMATION.to_owned()),
-                group_name: Some(GROUP_NAME.to_owned()),
-                ..SettingsUpdate::default()
-            })
-            .expect("valid settings are stored");
+        bench.change_settings(SettingsUpdate {
+            access_token: Some(TOKEN.to_owned()),
+            secret: Some(SECRET.to_owned()),
+            confirmation: Some(CONFIRMATION.to_owned()),
+            group_name: Some(GROUP_NAME.to_owned()),
+            ..SettingsUpdate::default()
+        });
         bench.vk.person(PERSON, PERSON_FIRST, PERSON_LAST);
         bench
     }
@@ -538,12 +535,17 @@ impl Bench {
     }
 
     pub fn set_employees(&self, employees: Vec<EmployeeId>) {
+        self.change_settings(SettingsUpdate {
+            employees: Some(employees),
+            ..SettingsUpdate::default()
+        });
+    }
+
+    /// Stores a valid change of settings.
+    pub fn change_settings(&self, update: SettingsUpdate) {
         self.core()
-            .put_settings(SettingsUpdate {
-                employees: Some(employees),
-                ..SettingsUpdate::default()
-            })
-            .expect("the employee list is stored");
+            .put_settings(update)
+            .expect("a valid change of settings is stored");
     }
 
     /// Takes `employee` off the list.
