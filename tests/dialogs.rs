@@ -10,9 +10,8 @@ use support::*;
 
 const PERSON: i64 = 512_340_987;
 
-/// A world with three listed operators and one new dialog; returns the dialog id.
-fn with_dialog(flags: &[&str]) -> (World, String) {
-    let world = World::with_flags(3, flags);
+/// `world` (with three listed operators) after one new dialog; returns the dialog id.
+fn with_dialog(world: World) -> (World, String) {
     assert_eq!(
         world
             .host
@@ -39,9 +38,8 @@ fn ids(value: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn an_operator_team_works_a_dialog_from_claim_to_restore() {
-    let (world, id) = with_dialog(&[]);
+fn an_operator_team_works_a_dialog_from_claim_to_restore(shell: Shell) {
+    let (world, id) = with_dialog(World::on(shell, 3));
     let [a, b, c] = [0, 1, 2].map(|n| world.staff[n].id.clone());
     let d = |command: &str| format!("/api/dialogs/{id}/{command}");
 
@@ -159,9 +157,8 @@ fn an_operator_team_works_a_dialog_from_claim_to_restore() {
     assert_eq!(world.vk.delivered().len(), 2);
 }
 
-#[test]
-fn every_rule_refuses_over_http_and_changes_nothing() {
-    let (world, id) = with_dialog(&[]);
+fn every_rule_refuses_over_http_and_changes_nothing(shell: Shell) {
+    let (world, id) = with_dialog(World::on(shell, 3));
     let d = |command: &str| format!("/api/dialogs/{id}/{command}");
     let (_, outsider) = world.host.call(
         "POST",
@@ -273,7 +270,10 @@ fn every_rule_refuses_over_http_and_changes_nothing() {
 
 #[test]
 fn a_send_that_times_out_is_delivered_exactly_once_by_the_outbox() {
-    let (world, id) = with_dialog(&["--http-timeout-ms", "400", "--flush-interval-ms", "300"]);
+    let (world, id) = with_dialog(World::with_flags(
+        3,
+        &["--http-timeout-ms", "400", "--flush-interval-ms", "300"],
+    ));
     post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
     world
         .vk
@@ -318,9 +318,8 @@ fn a_send_that_times_out_is_delivered_exactly_once_by_the_outbox() {
     );
 }
 
-#[test]
-fn a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried() {
-    let (world, id) = with_dialog(&[]);
+fn a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried(shell: Shell) {
+    let (world, id) = with_dialog(World::on(shell, 3));
     post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
     world.vk.fail_next(
         "messages.send",
@@ -349,7 +348,10 @@ fn a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried() {
 
 #[test]
 fn the_echo_of_a_sent_message_is_never_stored_twice() {
-    let (world, id) = with_dialog(&["--http-timeout-ms", "400", "--flush-interval-ms", "600000"]);
+    let (world, id) = with_dialog(World::with_flags(
+        3,
+        &["--http-timeout-ms", "400", "--flush-interval-ms", "600000"],
+    ));
     post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
     post(
         &world,
@@ -421,9 +423,8 @@ fn the_echo_of_a_sent_message_is_never_stored_twice() {
     assert_eq!(world.vk.delivered().len(), 2);
 }
 
-#[test]
-fn a_person_who_denied_messages_is_not_written_to() {
-    let (world, id) = with_dialog(&[]);
+fn a_person_who_denied_messages_is_not_written_to(shell: Shell) {
+    let (world, id) = with_dialog(World::on(shell, 3));
     post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
     assert_eq!(
         world
@@ -468,9 +469,8 @@ fn a_person_who_denied_messages_is_not_written_to() {
     );
 }
 
-#[test]
-fn an_edited_message_keeps_its_previous_text() {
-    let (world, id) = with_dialog(&[]);
+fn an_edited_message_keeps_its_previous_text(shell: Shell) {
+    let (world, id) = with_dialog(World::on(shell, 3));
     let mut edit = message_reply("edit-1", PERSON, 1, 0, "Здравствуйте! Уточню вопрос");
     edit["type"] = json!("message_edit");
     edit["object"]["from_id"] = json!(PERSON);
@@ -482,9 +482,8 @@ fn an_edited_message_keeps_its_previous_text() {
     assert_eq!(message["edited_at"], "2026-01-01T10:05:00Z");
 }
 
-#[test]
-fn lists_page_with_a_cursor() {
-    let world = World::new(1);
+fn lists_page_with_a_cursor(shell: Shell) {
+    let world = World::on(shell, 1);
     for user in 1..=5 {
         world
             .host
@@ -509,3 +508,12 @@ fn lists_page_with_a_cursor() {
     }
     assert_eq!(seen, vec![5, 4, 3, 2, 1], "newest first, each once");
 }
+
+on_both_shells!(
+    an_operator_team_works_a_dialog_from_claim_to_restore,
+    every_rule_refuses_over_http_and_changes_nothing,
+    a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried,
+    a_person_who_denied_messages_is_not_written_to,
+    an_edited_message_keeps_its_previous_text,
+    lists_page_with_a_cursor,
+);

@@ -5,9 +5,8 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
-#[test]
-fn confirmation_answers_the_string_and_records_the_community() {
-    let world = World::new(1);
+fn confirmation_answers_the_string_and_records_the_community(shell: Shell) {
+    let world = World::on(shell, 1);
     let (code, settings) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
     assert_eq!(code, 200);
     assert_eq!(settings["group_id"], GROUP);
@@ -26,9 +25,8 @@ fn confirmation_answers_the_string_and_records_the_community() {
     );
 }
 
-#[test]
-fn a_new_person_becomes_a_lead_with_a_dialog_and_the_message() {
-    let world = World::new(1);
+fn a_new_person_becomes_a_lead_with_a_dialog_and_the_message(shell: Shell) {
+    let world = World::on(shell, 1);
     let (code, body) = world.host.callback(&message_new(
         "e-1",
         512_340_987,
@@ -73,9 +71,8 @@ fn a_new_person_becomes_a_lead_with_a_dialog_and_the_message() {
     assert_eq!(lookups[0]["access_token"], ACCESS_TOKEN);
 }
 
-#[test]
-fn the_old_message_new_shape_is_read_too() {
-    let world = World::new(1);
+fn the_old_message_new_shape_is_read_too(shell: Shell) {
+    let world = World::on(shell, 1);
     let old = json!({"type": "message_new", "group_id": GROUP, "event_id": "old-1", "secret": SECRET,
         "object": {"id": 7, "date": 1_500_000_000, "peer_id": 42, "from_id": 42, "text": "old client",
                    "attachments": [{"type": "doc", "doc": {"title": "price.pdf", "url": "https://vk.com/doc1_2"}}]}});
@@ -89,9 +86,8 @@ fn the_old_message_new_shape_is_read_too() {
     );
 }
 
-#[test]
-fn a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing() {
-    let world = World::new(1);
+fn a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing(shell: Shell) {
+    let world = World::on(shell, 1);
     let mut wrong_secret = message_new("e-1", 7, 1, "hi");
     wrong_secret["secret"] = json!("guess");
     let mut no_secret = message_new("e-2", 7, 1, "hi");
@@ -109,9 +105,8 @@ fn a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing() {
     );
 }
 
-#[test]
-fn an_event_sent_five_times_is_stored_once() {
-    let world = World::new(1);
+fn an_event_sent_five_times_is_stored_once(shell: Shell) {
+    let world = World::on(shell, 1);
     let event = message_new("same-event", 99, 5, "once");
     for _ in 0..5 {
         assert_eq!(world.host.callback(&event), (200, "ok".to_owned()));
@@ -120,9 +115,8 @@ fn an_event_sent_five_times_is_stored_once() {
     assert_eq!(world.messages(0, dialog["id"].as_str().unwrap()).len(), 1);
 }
 
-#[test]
-fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages() {
-    let world = World::new(1);
+fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages(shell: Shell) {
+    let world = World::on(shell, 1);
     std::thread::scope(|scope| {
         for n in 0..20 {
             let host = &world.host;
@@ -159,9 +153,8 @@ fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages() {
     );
 }
 
-#[test]
-fn malformed_and_oversized_bodies_are_refused_and_store_nothing() {
-    let world = World::new(1);
+fn malformed_and_oversized_bodies_are_refused_and_store_nothing(shell: Shell) {
+    let world = World::on(shell, 1);
     let path = "/settings/integrations/vk-group/call-back";
     let (code, body) = world
         .host
@@ -226,18 +219,16 @@ fn a_failing_name_lookup_keeps_the_message_and_the_name_is_filled_in_later() {
     assert_eq!(world.dialog_of(31337)["name"], "Ivan31337 Petrov");
 }
 
-#[test]
-fn unknown_event_types_are_acknowledged_and_ignored() {
-    let world = World::new(1);
+fn unknown_event_types_are_acknowledged_and_ignored(shell: Shell) {
+    let world = World::on(shell, 1);
     let typing = json!({"type": "message_typing_state", "group_id": GROUP, "event_id": "t-1", "secret": SECRET,
         "object": {"state": "typing", "from_id": 5, "to_id": -GROUP}});
     assert_eq!(world.host.callback(&typing), (200, "ok".to_owned()));
     assert!(world.dialogs(0, "open").is_empty());
 }
 
-#[test]
-fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret() {
-    let world = World::new(1);
+fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret(shell: Shell) {
+    let world = World::on(shell, 1);
     world.host.callback(&message_new("e-1", 5, 1, "hi"));
     let (code, body) = world
         .host
@@ -264,9 +255,8 @@ fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret() {
     }
 }
 
-#[test]
-fn bad_settings_are_refused_with_a_clear_error_and_store_nothing() {
-    let world = World::new(1);
+fn bad_settings_are_refused_with_a_clear_error_and_store_nothing(shell: Shell) {
+    let world = World::on(shell, 1);
     let (_, before) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
     for (body, code) in [
         (json!({"group_id": 5}), "read-only-field"),
@@ -302,15 +292,18 @@ fn bad_settings_are_refused_with_a_clear_error_and_store_nothing() {
     assert_eq!(status, 401);
 }
 
-#[test]
-fn with_a_database_file_a_restarted_host_still_has_everything() {
-    let dir = std::env::temp_dir().join(format!("vk-e2e-{}", std::process::id()));
+fn with_a_database_file_a_restarted_host_still_has_everything(shell: Shell) {
+    let dir = std::env::temp_dir().join(format!("vk-e2e-{}-{shell:?}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let db = dir.join("crm.db");
     let db = db.to_str().expect("a UTF-8 path");
     let vk = VkStandIn::start();
+    let start = || match shell {
+        Shell::Plugin => Host::serve(&vk, &["--db", db]),
+        Shell::Spin => Host::serve_spin(&vk, &["--sqlite", db]),
+    };
     let (staff, dialog_id) = {
-        let host = Host::serve(&vk, &["--db", db]);
+        let host = start();
         let staff = connect(&host, 1);
         assert_eq!(
             host.callback(&message_new("e-1", 555, 1, "before restart")),
@@ -325,7 +318,7 @@ fn with_a_database_file_a_restarted_host_still_has_everything() {
                 .to_owned(),
         )
     };
-    let host = Host::serve(&vk, &["--db", db]);
+    let host = start();
     let (code, messages) = host.call(
         "GET",
         &format!("/api/dialogs/{dialog_id}/messages"),
@@ -350,3 +343,17 @@ fn with_a_database_file_a_restarted_host_still_has_everything() {
     drop(host);
     std::fs::remove_dir_all(dir).ok();
 }
+
+on_both_shells!(
+    confirmation_answers_the_string_and_records_the_community,
+    a_new_person_becomes_a_lead_with_a_dialog_and_the_message,
+    the_old_message_new_shape_is_read_too,
+    a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing,
+    an_event_sent_five_times_is_stored_once,
+    twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages,
+    malformed_and_oversized_bodies_are_refused_and_store_nothing,
+    unknown_event_types_are_acknowledged_and_ignored,
+    settings_reads_and_logs_never_contain_the_access_key_or_the_secret,
+    bad_settings_are_refused_with_a_clear_error_and_store_nothing,
+    with_a_database_file_a_restarted_host_still_has_everything,
+);

@@ -8,8 +8,8 @@ use support::*;
 
 const PERSON: i64 = 600_100;
 
-fn with_lead() -> (World, String, String) {
-    let world = World::new(2);
+fn with_lead(shell: Shell) -> (World, String, String) {
+    let world = World::on(shell, 2);
     assert_eq!(
         world
             .host
@@ -34,9 +34,8 @@ fn add(world: &World, lead: &str, item: Value) -> (u16, Value) {
     )
 }
 
-#[test]
-fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order() {
-    let (world, lead, dialog) = with_lead();
+fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order(shell: Shell) {
+    let (world, lead, dialog) = with_lead(shell);
     let (code, body) = add(
         &world,
         &lead,
@@ -140,9 +139,8 @@ fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order() {
     assert_eq!(code, 409, "a converted lead's goods are fixed");
 }
 
-#[test]
-fn items_change_and_bad_items_are_refused() {
-    let (world, lead, _) = with_lead();
+fn items_change_and_bad_items_are_refused(shell: Shell) {
+    let (world, lead, _) = with_lead(shell);
     let (_, body) = add(
         &world,
         &lead,
@@ -212,9 +210,8 @@ fn items_change_and_bad_items_are_refused() {
     assert_eq!(code, 404);
 }
 
-#[test]
-fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead() {
-    let (world, lead, dialog) = with_lead();
+fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead(shell: Shell) {
+    let (world, lead, dialog) = with_lead(shell);
     let d = |command: &str| format!("/api/dialogs/{dialog}/{command}");
     world.host.call("POST", &d("claim"), world.token(0), None);
     add(
@@ -276,9 +273,8 @@ fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead() {
     assert_eq!(world.messages(0, &dialog).len(), 3);
 }
 
-#[test]
-fn a_finished_dialog_is_restored_from_its_lead() {
-    let (world, lead, dialog) = with_lead();
+fn a_finished_dialog_is_restored_from_its_lead(shell: Shell) {
+    let (world, lead, dialog) = with_lead(shell);
     world.host.call(
         "POST",
         &format!("/api/dialogs/{dialog}/claim"),
@@ -308,9 +304,8 @@ fn a_finished_dialog_is_restored_from_its_lead() {
     );
 }
 
-#[test]
-fn a_conversion_racing_new_messages_and_new_goods_loses_nothing() {
-    let (world, lead, dialog) = with_lead();
+fn a_conversion_racing_new_messages_and_new_goods_loses_nothing(shell: Shell) {
+    let (world, lead, dialog) = with_lead(shell);
     add(
         &world,
         &lead,
@@ -378,3 +373,11 @@ fn a_conversion_racing_new_messages_and_new_goods_loses_nothing() {
     assert_eq!(order["items"], converted["items"]);
     assert_eq!(order["total"], converted["total"]);
 }
+
+on_both_shells!(
+    goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order,
+    items_change_and_bad_items_are_refused,
+    a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead,
+    a_finished_dialog_is_restored_from_its_lead,
+    a_conversion_racing_new_messages_and_new_goods_loses_nothing,
+);

@@ -1,43 +1,30 @@
-//! The Spin path: VK's callbacks through the real `vk_spin.wasm` (`make spin-plugin`), run by
+//! The Spin path's own concerns: the real `vk_spin.wasm` (`make spin-plugin`), run by
 //! `vk-host serve-spin` from the real `spin.toml`, with its SQLite database, its variables
-//! and its outbound HTTP routed to the VK stand-in.
+//! and its outbound HTTP routed to the VK stand-in. (The intake, open-lines and lead stories
+//! run on this path too: see `on_both_shells!` in `intake.rs`, `dialogs.rs`, `leads.rs`.)
 //!
-//! The Spin app serves VK's callback route and nothing else, by design (it has no operator
-//! API and no authentication), so these tests read what it stored straight from its SQLite
-//! file: `kv(key, version, value)` with vk-core's keys (`lead/…`, `dialog/…`, `message/…`).
-//! That is also the database a CRM host sharing the app's storage would read.
+//! These tests read what the component stored straight from its SQLite file:
+//! `kv(key, version, value)` with vk-core's keys (`lead/…`, `dialog/…`, `message/…`), the
+//! database a CRM host sharing the app's storage would read, and check that the secrets
+//! given as variables are never in it.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ACCESS_TOKEN, CONFIRMATION, Failure, GROUP, Host, SECRET, VkStandIn};
-use support::{confirmation, message_new};
+use support::{ACCESS_TOKEN, ADMIN, CONFIRMATION, Failure, GROUP, Host, SECRET, VkStandIn};
+use support::{cache_dir, confirmation, message_new, spin_variables};
 use vk_host::api::CALLBACK_PATH;
 use vk_host::plugin::Limits;
 use vk_host::spin::manifest::Manifest;
 use vk_host::spin::{Database, SpinApp, SpinOptions};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn cache_dir() -> PathBuf {
-    root().join("target/vk-host-cache")
-}
-
-/// The variables a deployment sets (on Spin: `SPIN_VARIABLE_*` or a secrets provider).
-fn variables() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("access_token", ACCESS_TOKEN),
-        ("secret", SECRET),
-        ("confirmation", CONFIRMATION),
-        ("group_name", "Bakery"),
-    ]
+    PathBuf::from(support::root())
 }
 
 /// `serve-spin` on a fresh SQLite file, VK routed to a stand-in; everything removed on drop.
@@ -57,21 +44,8 @@ impl SpinWorld {
         ));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         let vk = VkStandIn::start();
-        let mut args: Vec<String> = vec![
-            "serve-spin".into(),
-            "--manifest".into(),
-            root().join("spin.toml").display().to_string(),
-            "--sqlite".into(),
-            dir.join("spin.db").display().to_string(),
-            "--vk-api-base".into(),
-            vk.base.clone(),
-            "--cache-dir".into(),
-            cache_dir().display().to_string(),
-        ];
-        for (name, value) in variables() {
-            args.extend(["--variable".into(), format!("{name}={value}")]);
-        }
-        let host = Host::start(&args);
+        let db = dir.join("spin.db").display().to_string();
+        let host = Host::serve_spin(&vk, &["--sqlite", &db]);
         SpinWorld { vk, host, dir }
     }
 
@@ -128,6 +102,50 @@ fn confirmation_answers_the_configured_string_and_records_the_community() {
     let text = String::from_utf8_lossy(&everything);
     assert!(!text.contains(SECRET) && !text.contains(ACCESS_TOKEN));
     assert!(!world.host.logs().contains(SECRET) && !world.host.logs().contains(ACCESS_TOKEN));
+}
+
+#[test]
+fn the_admin_token_is_a_variable_and_tokens_are_never_stored() {
+    let world = SpinWorld::connected();
+    let (code, body) = world.host.call(
+        "POST",
+        "/api/employees",
+        Some(ADMIN),
+        Some(json!({"name": "Olga"})),
+    );
+    assert_eq!(code, 201, "{body}");
+    let token = body["token"].as_str().expect("a token");
+    // The employee is known (not listed in the settings yet, so the rules refuse, not auth).
+    let (code, body) = world.host.call("GET", "/api/dialogs", Some(token), None);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("employee-not-listed"))
+    );
+    let (code, _) = world.host.call(
+        "POST",
+        "/api/employees",
+        Some("not-the-admin"),
+        Some(json!({"name": "Eve"})),
+    );
+    assert_eq!(code, 401);
+    let everything: Vec<u8> = world.stored().into_values().flatten().collect();
+    let text = String::from_utf8_lossy(&everything);
+    assert!(!text.contains(token) && !text.contains(ADMIN), "{text}");
+    assert!(!world.host.logs().contains(token) && !world.host.logs().contains(ADMIN));
+}
+
+#[test]
+fn without_an_admin_token_the_admin_api_is_closed() {
+    let vk = VkStandIn::start();
+    let host = Host::serve_spin(&vk, &["--variable", "admin_token="]);
+    for (method, path) in [("GET", "/api/settings"), ("POST", "/api/employees")] {
+        let (code, body) = host.call(method, path, Some(ADMIN), Some(json!({"name": "Eve"})));
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{path}"
+        );
+    }
 }
 
 #[test]
@@ -243,14 +261,14 @@ fn malformed_json_is_400_and_a_body_over_a_mebibyte_is_413() {
     assert!(body.contains("body-too-large"), "{body}");
     let (code, body) = world.host.request("GET", CALLBACK_PATH, None, None);
     assert_eq!(code, 405, "{body}");
-    let (code, _) = world.host.request("POST", "/api/settings", None, None);
+    let (code, _) = world.host.request("GET", "/elsewhere", None, None);
     assert_eq!(code, 404, "spin.toml routes nothing else");
     assert!(world.records("message/").is_empty());
 }
 
 #[test]
 fn the_component_itself_refuses_bodies_over_a_mebibyte_in_process() {
-    let variables = variables()
+    let variables = spin_variables()
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
@@ -259,7 +277,7 @@ fn the_component_itself_refuses_bodies_over_a_mebibyte_in_process() {
         database: Database::Memory,
         vk_api_base: None,
         variables,
-        cache_dir: cache_dir(),
+        cache_dir: PathBuf::from(cache_dir()),
         limits: Limits::default(),
     })
     .expect("the Spin app loads (make spin-plugin)");
@@ -277,11 +295,22 @@ fn the_component_itself_refuses_bodies_over_a_mebibyte_in_process() {
 }
 
 #[test]
-fn spin_toml_names_the_built_component_its_route_and_vk() {
+fn spin_toml_names_the_built_component_its_routes_and_vk() {
     let manifest = Manifest::read(&root().join("spin.toml")).expect("a valid spin.toml");
-    assert_eq!(manifest.routes.len(), 1);
-    assert_eq!(manifest.routes[0].path, CALLBACK_PATH);
-    let component = &manifest.components[&manifest.routes[0].component];
+    let routes: Vec<(&str, &str)> = manifest
+        .routes
+        .iter()
+        .map(|r| (r.path.as_str(), r.component.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [(CALLBACK_PATH, "vk-spin"), ("/api/...", "vk-spin")]
+    );
+    for path in [CALLBACK_PATH, "/api/dialogs", "/api/leads/x/convert"] {
+        assert_eq!(manifest.route(path), Some("vk-spin"), "{path}");
+    }
+    assert_eq!(manifest.route("/elsewhere"), None);
+    let component = &manifest.components["vk-spin"];
     assert!(
         component.source.is_file(),
         "{} is missing: run `make spin-plugin`",
@@ -298,9 +327,13 @@ fn spin_toml_names_the_built_component_its_route_and_vk() {
     assert_eq!(component.sqlite_databases, ["default"]);
     for secret in ["access_token", "secret", "confirmation"] {
         let variable = &manifest.variables[secret];
-        assert!(variable.secret && variable.default.is_none(), "{secret}");
+        assert!(variable.secret && variable.required, "{secret}");
         assert_eq!(component.variables[secret], format!("{{{{ {secret} }}}}"));
     }
+    // Without an admin token the admin API is closed, not open.
+    let admin = &manifest.variables["admin_token"];
+    assert!(admin.secret && admin.default.as_deref() == Some(""));
+    assert_eq!(component.variables["admin_token"], "{{ admin_token }}");
 }
 
 #[test]
@@ -312,7 +345,7 @@ fn a_missing_required_variable_stops_the_app_from_starting() {
         .arg(root().join("spin.toml"))
         .arg("--cache-dir")
         .arg(cache_dir());
-    for (name, _) in variables() {
+    for (name, _) in spin_variables() {
         command.env_remove(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()));
     }
     let output = command.output().expect("vk-host runs");

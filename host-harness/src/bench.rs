@@ -2,9 +2,11 @@
 //! component in this host, on the same kind of storage, in one run, reported side by side.
 //!
 //! It measures (1) `message_new` callbacks — the webhook's hot path — per second and per
-//! callback (p50/p99), with a fresh instance per component call as in `serve`; (2) the cost
-//! of instantiation alone; (3) listing open lines and reading a dialog's messages with
-//! tens of thousands of dialogs stored, which must not scan the whole store.
+//! callback (p50/p99), with a fresh instance per component call as in `serve`, both through
+//! the typed `webhook` export and through the `api` export that `serve` mounts (routing and
+//! JSON included); (2) the cost of instantiation alone; (3) listing open lines and reading a
+//! dialog's messages with tens of thousands of dialogs stored, which must not scan the
+//! whole store.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse, Store, SystemCl
 use vk_core::settings::SettingsUpdate;
 
 use crate::http::Outbound;
+use crate::plugin::bindings::exports::mybusiness::vk::api;
 use crate::plugin::bindings::mybusiness::vk::types::DialogStatus as WitStatus;
 use crate::plugin::{Limits, Plugin};
 use crate::spin::{Database, SpinApp, SpinOptions};
@@ -123,21 +126,71 @@ fn callback(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A store with the community connected and one listed employee.
-fn connected(store: &dyn Store) -> vk_core::EmployeeId {
+/// A store with the community connected and one listed employee; returns the employee and
+/// their bearer token.
+fn connected(store: &dyn Store) -> (vk_core::EmployeeId, String) {
     let core = Core::new(store, &Offline, &SystemClock);
-    let employee = vk_core::EmployeeId::new();
+    let (employee, token) = core.create_employee("Bench").expect("an employee");
     core.put_settings(SettingsUpdate {
         secret: Some(SECRET.into()),
         confirmation: Some("ok-confirm".into()),
-        employees: Some(vec![employee]),
+        employees: Some(vec![employee.id]),
         ..SettingsUpdate::default()
     })
     .expect("settings");
     let confirm = json!({"type": "confirmation", "group_id": GROUP, "secret": SECRET}).to_string();
     core.handle_callback(confirm.as_bytes())
         .expect("confirmation");
-    employee
+    (employee.id, token)
+}
+
+/// A request as `serve` hands it to the `api` export.
+fn api_request(method: &str, path: &str, token: Option<&str>, body: &[u8]) -> api::Request {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (path, None),
+    };
+    api::Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query,
+        authorization: token.map(|t| format!("Bearer {t}")),
+        body: body.to_vec(),
+    }
+}
+
+/// Runs one request through the plugin's `api` export; panics unless it answers `status`.
+fn through_api(plugin: &Plugin, request: &api::Request, status: u16) {
+    let answer = plugin
+        .call(|p, s| p.mybusiness_vk_api().call_handle(s, request, None))
+        .expect("no fault");
+    assert_eq!(
+        answer.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+}
+
+/// Runs one request through vk-api natively; panics unless it answers `status`.
+fn through_native_api(core: &Core<'_>, request: &api::Request, status: u16) {
+    let answer = vk_api::handle(
+        core,
+        None,
+        &vk_api::Request {
+            method: &request.method,
+            path: &request.path,
+            query: request.query.as_deref(),
+            authorization: request.authorization.as_deref(),
+            body: &request.body,
+        },
+    );
+    assert_eq!(
+        answer.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
 }
 
 fn load(options: &Options, store: SharedStore) -> anyhow::Result<Plugin> {
@@ -185,14 +238,29 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             .handle_callback(&bodies[i])
             .expect("native callback");
     });
+    let requests: Vec<api::Request> = bodies
+        .iter()
+        .map(|body| api_request("POST", crate::api::CALLBACK_PATH, None, body))
+        .collect();
+    let api_store = Namespace::plugin(Arc::new(MemoryStore::new()));
+    connected(&api_store);
+    let api_core = Core::new(&api_store, &Offline, &SystemClock);
+    let native_api = Series::measure("message_new, vk-api native", n, |i| {
+        through_native_api(&api_core, &requests[i], 200);
+    });
 
     let plugin = load(options, Arc::new(MemoryStore::new()))?;
     connected(plugin.storage().as_ref());
-    let component = Series::measure("message_new, component (fresh instance/call)", n, |i| {
+    let component = Series::measure("message_new, component webhook export", n, |i| {
         plugin
             .call(|p, s| p.mybusiness_vk_webhook().call_handle(s, &bodies[i]))
             .expect("no fault")
             .expect("accepted");
+    });
+    let api_plugin = load(options, Arc::new(MemoryStore::new()))?;
+    connected(api_plugin.storage().as_ref());
+    let component_api = Series::measure("message_new, component api export (serve)", n, |i| {
+        through_api(&api_plugin, &requests[i], 200);
     });
     let instantiate = Series::measure("instantiate + drop only", n, |_| {
         plugin.call(|_, _| Ok(())).expect("instantiates");
@@ -200,11 +268,26 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let spin = spin_callbacks(options, &bodies)?;
 
     println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
-    print_table("path", &[&native, &component, &spin, &instantiate]);
+    print_table(
+        "path",
+        &[
+            &native,
+            &native_api,
+            &component,
+            &component_api,
+            &spin,
+            &instantiate,
+        ],
+    );
     println!(
         "\ncomponent / native time per callback: {:.2}× (p50 {:.2}×)\n",
         native.per_second() / component.per_second(),
         component.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
+    );
+    println!(
+        "component api export / vk-api native time per callback: {:.2}× (p50 {:.2}×)\n",
+        native_api.per_second() / component_api.per_second(),
+        component_api.percentile(0.5).as_secs_f64() / native_api.percentile(0.5).as_secs_f64()
     );
     println!(
         "Spin component / native time per callback: {:.2}× (p50 {:.2}×)\n",
@@ -271,7 +354,7 @@ fn lists(options: &Options) -> anyhow::Result<()> {
     let store: SharedStore = Arc::new(MemoryStore::new());
     let plugin = load(options, store)?;
     let view = plugin.storage();
-    let employee = connected(view.as_ref());
+    let (employee, token) = connected(view.as_ref());
     let core = Core::new(view.as_ref(), &Offline, &SystemClock);
     let filled = Instant::now();
     for d in 0..options.dialogs {
@@ -293,6 +376,7 @@ fn lists(options: &Options) -> anyhow::Result<()> {
     );
     let actor = employee.to_string();
     let reads = options.reads;
+    let open_lines = api_request("GET", "/api/dialogs?limit=50", Some(&token), b"");
     let series = [
         Series::measure("open lines, first page of 50, native", reads, |_| {
             core.dialogs(employee, DialogStatus::Open, None, 50)
@@ -307,6 +391,20 @@ fn lists(options: &Options) -> anyhow::Result<()> {
                 .expect("no fault")
                 .expect("listed");
         }),
+        Series::measure(
+            "open lines, page of 50 as JSON, vk-api native",
+            reads,
+            |_| {
+                through_native_api(&core, &open_lines, 200);
+            },
+        ),
+        Series::measure(
+            "open lines, page of 50 as JSON, component api",
+            reads,
+            |_| {
+                through_api(&plugin, &open_lines, 200);
+            },
+        ),
         Series::measure("a dialog's messages, native", reads, |i| {
             core.messages(employee, ids[i % ids.len()], None, 50)
                 .expect("read");

@@ -2,12 +2,11 @@
 //!
 //! It loads the plugin component with wasmtime ([`plugin`]), provides the plugin's imports
 //! ([`storage`], [`http`]), and serves VK's callbacks and the operator API over HTTP
-//! ([`api`]). Employees and their tokens ([`employees`]) belong to the host: it decides who
-//! is calling, the plugin decides what they may do.
+//! ([`api`]) by handing each request to the plugin's `api` export, and runs the Spin
+//! component of the same product ([`spin`]).
 
 pub mod api;
 pub mod bench;
-pub mod employees;
 pub mod http;
 pub mod plugin;
 pub mod spin;

@@ -8,11 +8,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::Semaphore;
 use vk_host::api::{self, App};
-use vk_host::employees::Employees;
 use vk_host::http::Outbound;
 use vk_host::plugin::{Limits, Plugin};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
-use vk_host::storage::{DbStore, Namespace, SharedStore};
+use vk_host::storage::{DbStore, SharedStore};
 
 /// The plugin as the build leaves it (`make plugin`).
 const DEFAULT_PLUGIN: &str = concat!(
@@ -169,7 +168,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let plugin = Arc::new(Plugin::load(
         &args.plugin,
         &args.cache_dir,
-        store.clone(),
+        store,
         http,
         limits,
     )?);
@@ -186,7 +185,6 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let intake = limits.instances / 4;
     let app = App {
         plugin,
-        employees: Arc::new(Employees::new(Namespace::host(store))),
         admin_token: args.admin_token.map(Arc::from),
         slots: Arc::new(Semaphore::new((limits.instances - intake) as usize)),
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
@@ -230,8 +228,10 @@ async fn flush_forever(app: App, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        if let Err(error) = app.flush_outbox().await {
-            eprintln!("vk-host: outbox flush failed: {error:?}");
+        match app.flush_outbox().await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => eprintln!("vk-host: outbox flush refused: {}", error.code),
+            Err(error) => eprintln!("vk-host: outbox flush failed: {error:?}"),
         }
     }
 }

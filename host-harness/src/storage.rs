@@ -1,8 +1,8 @@
 //! Storage: the embedded database (redb) and the in-memory store behind vk-core's `Store`
 //! trait, and the `storage` WIT import over it.
 //!
-//! The plugin sees its own key space: every key it uses is stored under `plugin/`, and the
-//! host keeps its own records (employees) under `host/`, out of the plugin's reach.
+//! The plugin sees its own key space: every key it uses is stored under `plugin/`, so the
+//! database can hold other records of the host beside it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -140,14 +140,6 @@ impl Namespace {
         Namespace {
             inner,
             prefix: "plugin/",
-        }
-    }
-
-    /// The host's own key space.
-    pub fn host(inner: SharedStore) -> Namespace {
-        Namespace {
-            inner,
-            prefix: "host/",
         }
     }
 
@@ -301,16 +293,24 @@ mod tests {
     }
 
     #[test]
-    fn namespaces_do_not_see_each_other() {
+    fn the_plugin_namespace_keeps_its_keys_apart() {
         let shared: SharedStore = Arc::new(vk_core::memory::MemoryStore::new());
+        shared
+            .commit(vec![put("k", b"outside", None)])
+            .expect("commits");
         let plugin = Namespace::plugin(shared.clone());
-        let host = Namespace::host(shared);
         plugin.commit(vec![put("k", b"p", None)]).expect("commits");
-        host.commit(vec![put("k", b"h", None)]).expect("commits");
         assert_eq!(
             plugin.get("k").expect("reads").expect("present").value,
             b"p"
         );
-        assert_eq!(host.scan("", None, 10).expect("scans").len(), 1);
+        let keys: Vec<String> = plugin
+            .scan("", None, 10)
+            .expect("scans")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["k"]);
+        assert!(shared.get("plugin/k").expect("reads").is_some());
     }
 }

@@ -1,5 +1,6 @@
 //! The end-to-end harness: a local stand-in for VK's API, and the real `vk-host` binary
-//! started on loopback with the real plugin component, driven over real HTTP.
+//! started on loopback, serving the real plugin component (`serve`) or the real Spin
+//! component (`serve-spin` with `spin.toml`), driven over real HTTP.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::collections::{HashMap, VecDeque};
@@ -185,6 +186,58 @@ pub fn faulty_plugin_path() -> String {
     )
 }
 
+/// Which component serves a story: both answer every request through the same `vk-api`, so
+/// the stories that do not depend on the host's own flags run on both ([`on_both_shells`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// `vk-host serve` with `vk_plugin.wasm` and its redb-or-memory store.
+    Plugin,
+    /// `vk-host serve-spin` with `spin.toml`, `vk_spin.wasm` and SQLite in memory; the
+    /// access key, secret, confirmation and admin token are Spin variables.
+    Spin,
+}
+
+/// Declares one `#[test]` per story and shell: `plugin::<story>` and `spin::<story>`. Each
+/// story is a function taking the [`Shell`].
+#[macro_export]
+macro_rules! on_both_shells {
+    ($($story:ident),* $(,)?) => {
+        mod plugin {
+            $(#[test]
+            fn $story() {
+                super::$story(super::support::Shell::Plugin)
+            })*
+        }
+        mod spin {
+            $(#[test]
+            fn $story() {
+                super::$story(super::support::Shell::Spin)
+            })*
+        }
+    };
+}
+
+/// The repository's root.
+pub fn root() -> String {
+    format!("{}/..", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where the tests' hosts cache compiled components.
+pub fn cache_dir() -> String {
+    format!("{}/target/vk-host-cache", root())
+}
+
+/// The values a Spin deployment sets as variables (`SPIN_VARIABLE_*`, a secrets provider).
+pub fn spin_variables() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("access_token", ACCESS_TOKEN),
+        ("secret", SECRET),
+        ("confirmation", CONFIRMATION),
+        ("group_name", "Bakery"),
+        ("admin_token", ADMIN),
+    ]
+}
+
 /// A running `vk-host`, killed when dropped.
 pub struct Host {
     child: Child,
@@ -248,10 +301,29 @@ impl Host {
             args.extend(["--plugin".into(), plugin_path()]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
-        args.extend([
+        args.extend(["--cache-dir".into(), cache_dir()]);
+        Host::start(&args)
+    }
+
+    /// `serve-spin` with the real `spin.toml`, VK routed to the stand-in, plus `extra` flags
+    /// (`--memory` unless a `--sqlite` file is given).
+    pub fn serve_spin(vk: &VkStandIn, extra: &[&str]) -> Host {
+        let mut args: Vec<String> = vec![
+            "serve-spin".into(),
+            "--manifest".into(),
+            format!("{}/spin.toml", root()),
+            "--vk-api-base".into(),
+            vk.base.clone(),
             "--cache-dir".into(),
-            format!("{}/../target/vk-host-cache", env!("CARGO_MANIFEST_DIR")),
-        ]);
+            cache_dir(),
+        ];
+        if !extra.contains(&"--sqlite") {
+            args.push("--memory".into());
+        }
+        for (name, value) in spin_variables() {
+            args.extend(["--variable".into(), format!("{name}={value}")]);
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
         Host::start(&args)
     }
 
@@ -346,13 +418,26 @@ pub struct World {
 }
 
 impl World {
+    /// The plugin served by `vk-host serve`.
     pub fn new(employees: usize) -> World {
         World::with_flags(employees, &[])
     }
 
+    /// The plugin served by `vk-host serve`, with `extra` flags.
     pub fn with_flags(employees: usize, extra: &[&str]) -> World {
         let vk = VkStandIn::start();
         let host = Host::serve(&vk, extra);
+        let staff = connect(&host, employees);
+        World { vk, host, staff }
+    }
+
+    /// The plugin or the Spin component, with default flags.
+    pub fn on(shell: Shell, employees: usize) -> World {
+        let vk = VkStandIn::start();
+        let host = match shell {
+            Shell::Plugin => Host::serve(&vk, &[]),
+            Shell::Spin => Host::serve_spin(&vk, &[]),
+        };
         let staff = connect(&host, employees);
         World { vk, host, staff }
     }

@@ -319,25 +319,18 @@ async fn run(
     }
 }
 
-/// A refusal of the host's own, in the API's one error shape.
-fn error_response(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
-    let body = vk_core::error_body(code, message);
+/// An answer of the host's own as a response.
+fn response(answer: vk_api::Response) -> http::Response<Bytes> {
     http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Bytes::from(body.to_string()))
+        .status(answer.status)
+        .header(http::header::CONTENT_TYPE, answer.content_type)
+        .body(Bytes::from(answer.body))
         .expect("a valid status and header")
 }
 
-/// Reads a request body of at most [`MAX_BODY`] bytes; a refusal is the answer to give.
-async fn read_body(body: axum::body::Body) -> Result<Bytes, http::Response<Bytes>> {
-    crate::api::read_capped(body).await.map_err(|refusal| {
-        error_response(
-            refusal.status().as_u16(),
-            refusal.code(),
-            &refusal.message(),
-        )
-    })
+/// A refusal of the host's own, in the API's one error shape.
+fn error_response(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
+    response(vk_api::Response::error(status, code, message))
 }
 
 /// The HTTP server of `serve-spin`: every request goes to [`SpinApp::respond`] after its
@@ -348,9 +341,9 @@ pub fn router(app: Arc<SpinApp>) -> axum::Router {
             let app = app.clone();
             async move {
                 let (parts, body) = request.into_parts();
-                let response = match read_body(body).await {
+                let response = match crate::api::read_capped(body).await {
                     Ok(body) => app.respond(http::Request::from_parts(parts, body)).await,
-                    Err(refusal) => refusal,
+                    Err(refusal) => response(refusal),
                 };
                 response.map(axum::body::Body::from)
             }

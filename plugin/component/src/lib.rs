@@ -5,12 +5,10 @@
 mod convert;
 mod ports;
 
-use std::str::FromStr;
-
 use vk_core::dialog::DialogStatus;
 use vk_core::lead::NewItem;
 use vk_core::ports::SystemClock;
-use vk_core::{Core, Error};
+use vk_core::{Core, Error, ids};
 
 use convert::IntoWit;
 
@@ -18,7 +16,7 @@ mod wit {
     wit_bindgen::generate!({ path: "../../wit", world: "vk-plugin" });
 }
 
-use wit::exports::mybusiness::vk::{dialogs, leads, outbox, settings, webhook};
+use wit::exports::mybusiness::vk::{api, dialogs, leads, outbox, settings, webhook};
 use wit::mybusiness::vk::types;
 
 /// The exported component.
@@ -26,36 +24,33 @@ struct Plugin;
 
 wit::export!(Plugin with_types_in wit);
 
+/// vk-core bound to this component's imports.
+fn core() -> Core<'static> {
+    Core::new(&ports::HostStore, &ports::HostHttp, &SystemClock)
+}
+
 /// Runs `call` against vk-core bound to this component's imports, and converts its answer.
 fn run<T: IntoWit>(
     call: impl FnOnce(&Core<'_>) -> Result<T, Error>,
 ) -> Result<T::Wit, types::Error> {
-    let core = Core::new(&ports::HostStore, &ports::HostHttp, &SystemClock);
-    call(&core)
+    call(&core())
         .map(IntoWit::into_wit)
         .map_err(IntoWit::into_wit)
 }
 
-/// Parses an id given by the host; a malformed one names nothing.
-fn id<T: FromStr>(text: &str, missing: Error) -> Result<T, Error> {
-    text.parse().map_err(|_| missing)
-}
-
-/// An employee: the actor, or the target of a command (invitee, delegate). A malformed id
-/// names nobody listed.
-fn actor(text: &str) -> Result<vk_core::EmployeeId, Error> {
-    id(
-        text,
-        Error::EmployeeNotListed(text.chars().take(64).collect()),
-    )
-}
-
-fn dialog_id(text: &str) -> Result<vk_core::DialogId, Error> {
-    id(text, Error::DialogNotFound)
-}
-
-fn lead_id(text: &str) -> Result<vk_core::LeadId, Error> {
-    id(text, Error::LeadNotFound)
+/// The settings' employee list as the host gives it.
+fn listed(employees: Vec<String>) -> Result<Vec<vk_core::EmployeeId>, Error> {
+    employees
+        .iter()
+        .map(|e| {
+            ids::parse(e, || {
+                Error::invalid(
+                    "employees",
+                    format!("contains {e:?}, which is not an employee id"),
+                )
+            })
+        })
+        .collect()
 }
 
 impl webhook::Guest for Plugin {
@@ -73,22 +68,7 @@ impl settings::Guest for Plugin {
 
     fn put(update: settings::SettingsUpdate) -> Result<settings::SettingsView, types::Error> {
         run(|core| {
-            let employees = update
-                .employees
-                .map(|list| {
-                    list.iter()
-                        .map(|e| {
-                            id(
-                                e,
-                                Error::invalid(
-                                    "employees",
-                                    format!("contains {e:?}, which is not an employee id"),
-                                ),
-                            )
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .transpose()?;
+            let employees = update.employees.map(listed).transpose()?;
             core.put_settings(vk_core::settings::SettingsUpdate {
                 access_token: update.access_token,
                 secret: update.secret,
@@ -117,11 +97,11 @@ impl dialogs::Guest for Plugin {
             types::DialogStatus::Spam => DialogStatus::Spam,
             types::DialogStatus::Finished => DialogStatus::Finished,
         };
-        run(|core| core.dialogs(actor(&actor_id)?, status, after.as_deref(), limit))
+        run(|core| core.dialogs(ids::employee(&actor_id)?, status, after.as_deref(), limit))
     }
 
     fn get(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.dialog(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.dialog(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn messages(
@@ -130,15 +110,22 @@ impl dialogs::Guest for Plugin {
         after: Option<String>,
         limit: u32,
     ) -> Result<dialogs::MessagePage, types::Error> {
-        run(|core| core.messages(actor(&actor_id)?, dialog_id(&id)?, after.as_deref(), limit))
+        run(|core| {
+            core.messages(
+                ids::employee(&actor_id)?,
+                ids::dialog(&id)?,
+                after.as_deref(),
+                limit,
+            )
+        })
     }
 
     fn claim(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.claim(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.claim(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn send(actor_id: String, id: String, text: String) -> Result<dialogs::Message, types::Error> {
-        run(|core| core.send(actor(&actor_id)?, dialog_id(&id)?, &text))
+        run(|core| core.send(ids::employee(&actor_id)?, ids::dialog(&id)?, &text))
     }
 
     fn invite(
@@ -149,30 +136,36 @@ impl dialogs::Guest for Plugin {
         run(|core| {
             let invited = employees
                 .iter()
-                .map(|e| actor(e))
+                .map(|e| ids::employee(e))
                 .collect::<Result<Vec<_>, _>>()?;
-            core.invite(actor(&actor_id)?, dialog_id(&id)?, &invited)
+            core.invite(ids::employee(&actor_id)?, ids::dialog(&id)?, &invited)
         })
     }
 
     fn leave(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.leave(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.leave(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn delegate(actor_id: String, id: String, to: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.delegate(actor(&actor_id)?, dialog_id(&id)?, actor(&to)?))
+        run(|core| {
+            core.delegate(
+                ids::employee(&actor_id)?,
+                ids::dialog(&id)?,
+                ids::employee(&to)?,
+            )
+        })
     }
 
     fn close_as_spam(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.close_as_spam(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.close_as_spam(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn finish(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.finish(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.finish(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn restore(actor_id: String, id: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.restore(actor(&actor_id)?, dialog_id(&id)?))
+        run(|core| core.restore(ids::employee(&actor_id)?, ids::dialog(&id)?))
     }
 
     fn history(
@@ -181,13 +174,20 @@ impl dialogs::Guest for Plugin {
         after: Option<String>,
         limit: u32,
     ) -> Result<dialogs::DialogHistory, types::Error> {
-        run(|core| core.history(actor(&actor_id)?, dialog_id(&id)?, after.as_deref(), limit))
+        run(|core| {
+            core.history(
+                ids::employee(&actor_id)?,
+                ids::dialog(&id)?,
+                after.as_deref(),
+                limit,
+            )
+        })
     }
 }
 
 impl leads::Guest for Plugin {
     fn get(actor_id: String, id: String) -> Result<leads::Lead, types::Error> {
-        run(|core| core.lead(actor(&actor_id)?, lead_id(&id)?))
+        run(|core| core.lead(ids::employee(&actor_id)?, ids::lead(&id)?))
     }
 
     fn add_item(
@@ -203,7 +203,7 @@ impl leads::Guest for Plugin {
                 price: item.price,
                 currency: item.currency,
             };
-            core.add_item(actor(&actor_id)?, lead_id(&lead)?, item)
+            core.add_item(ids::employee(&actor_id)?, ids::lead(&lead)?, item)
         })
     }
 
@@ -215,9 +215,9 @@ impl leads::Guest for Plugin {
     ) -> Result<leads::Lead, types::Error> {
         run(|core| {
             core.set_quantity(
-                actor(&actor_id)?,
-                lead_id(&lead)?,
-                id(&item, Error::ItemNotFound)?,
+                ids::employee(&actor_id)?,
+                ids::lead(&lead)?,
+                ids::item(&item)?,
                 &quantity,
             )
         })
@@ -230,35 +230,53 @@ impl leads::Guest for Plugin {
     ) -> Result<leads::Lead, types::Error> {
         run(|core| {
             core.remove_item(
-                actor(&actor_id)?,
-                lead_id(&lead)?,
-                id(&item, Error::ItemNotFound)?,
+                ids::employee(&actor_id)?,
+                ids::lead(&lead)?,
+                ids::item(&item)?,
             )
         })
     }
 
     fn convert(actor_id: String, lead: String) -> Result<leads::Conversion, types::Error> {
-        run(|core| core.convert(actor(&actor_id)?, lead_id(&lead)?))
+        run(|core| core.convert(ids::employee(&actor_id)?, ids::lead(&lead)?))
     }
 
     fn restore_dialog(actor_id: String, lead: String) -> Result<dialogs::Dialog, types::Error> {
-        run(|core| core.restore_from_lead(actor(&actor_id)?, lead_id(&lead)?))
+        run(|core| core.restore_from_lead(ids::employee(&actor_id)?, ids::lead(&lead)?))
     }
 
     fn read_counterparty(
         actor_id: String,
         id_text: String,
     ) -> Result<leads::Counterparty, types::Error> {
-        run(|core| {
-            core.counterparty(
-                actor(&actor_id)?,
-                id(&id_text, Error::CounterpartyNotFound)?,
-            )
-        })
+        run(|core| core.counterparty(ids::employee(&actor_id)?, ids::counterparty(&id_text)?))
     }
 
     fn read_order(actor_id: String, id_text: String) -> Result<leads::Order, types::Error> {
-        run(|core| core.order(actor(&actor_id)?, id(&id_text, Error::OrderNotFound)?))
+        run(|core| core.order(ids::employee(&actor_id)?, ids::order(&id_text)?))
+    }
+}
+
+impl api::Guest for Plugin {
+    fn handle(request: api::Request, admin_token: Option<String>) -> api::Response {
+        #[cfg(feature = "fault-injection")]
+        faults::inject(&request.body);
+        let response = vk_api::handle(
+            &core(),
+            admin_token.as_deref(),
+            &vk_api::Request {
+                method: &request.method,
+                path: &request.path,
+                query: request.query.as_deref(),
+                authorization: request.authorization.as_deref(),
+                body: &request.body,
+            },
+        );
+        api::Response {
+            status: response.status,
+            content_type: response.content_type.to_owned(),
+            body: response.body,
+        }
     }
 }
 

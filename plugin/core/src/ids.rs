@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::Error;
+
 macro_rules! id_type {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
         $(#[$doc])*
@@ -57,3 +59,36 @@ id_type!(
     /// An order.
     OrderId,
 );
+
+/// Parses an id given from outside (a path, a body). A malformed id names nothing, so it is
+/// refused as `missing` says: the same refusal as a well-formed id that is unknown.
+pub fn parse<T: FromStr>(text: &str, missing: impl FnOnce() -> Error) -> Result<T, Error> {
+    text.parse().map_err(|_| missing())
+}
+
+/// An employee named by a caller (the actor, an invitee, a delegate).
+pub fn employee(text: &str) -> Result<EmployeeId, Error> {
+    parse(text, || {
+        Error::EmployeeNotListed(text.chars().take(64).collect())
+    })
+}
+
+pub fn dialog(text: &str) -> Result<DialogId, Error> {
+    parse(text, || Error::DialogNotFound)
+}
+
+pub fn lead(text: &str) -> Result<LeadId, Error> {
+    parse(text, || Error::LeadNotFound)
+}
+
+pub fn item(text: &str) -> Result<ItemId, Error> {
+    parse(text, || Error::ItemNotFound)
+}
+
+pub fn counterparty(text: &str) -> Result<CounterpartyId, Error> {
+    parse(text, || Error::CounterpartyNotFound)
+}
+
+pub fn order(text: &str) -> Result<OrderId, Error> {
+    parse(text, || Error::OrderNotFound)
+}

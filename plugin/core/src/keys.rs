@@ -12,6 +12,18 @@ use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
 pub const SETTINGS: &str = "settings";
 pub const ORDER_COUNTER: &str = "counter/order";
 
+pub const EMPLOYEES: &str = "directory/employee/";
+
+/// An employee of the operator API's directory.
+pub fn employee(id: EmployeeId) -> String {
+    format!("{EMPLOYEES}{id}")
+}
+
+/// The employee a token belongs to, found by the token's SHA-256.
+pub fn token(sha256: &str) -> String {
+    format!("directory/token/{sha256}")
+}
+
 pub fn event(dedup_key: &str) -> String {
     format!("event/{dedup_key}")
 }

@@ -13,6 +13,7 @@
 pub mod conversion;
 pub mod delivery;
 pub mod dialog;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod intake;

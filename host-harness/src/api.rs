@@ -1,0 +1,197 @@
+//! The HTTP face of the host: every request is handed whole to the plugin's `api` export,
+//! which routes it, authenticates the caller, runs the command and renders the answer (see
+//! `vk-api`). The host only moves bytes: it caps the body, picks an instance, passes the
+//! admin token it was given, logs one line, and turns a guest fault into a `500` for that
+//! request alone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+use crate::plugin::bindings::VkPlugin;
+use crate::plugin::bindings::exports::mybusiness::vk::{api, outbox};
+use crate::plugin::bindings::mybusiness::vk::types;
+use crate::plugin::{Fault, Plugin, State as PluginState};
+
+/// The callback route, as the admin enters it in VK.
+pub use vk_core::CALLBACK_PATH;
+/// The largest request body any route accepts.
+pub use vk_core::MAX_BODY;
+
+/// What every request shares.
+#[derive(Clone)]
+pub struct App {
+    pub plugin: Arc<Plugin>,
+    pub admin_token: Option<Arc<str>>,
+    /// Instances for the operator API and the outbox.
+    pub slots: Arc<Semaphore>,
+    /// Instances kept for VK's callbacks, so slow operator calls (a send waiting for VK)
+    /// never make VK wait for its `ok`. Both together are the pool's size.
+    pub intake_slots: Arc<Semaphore>,
+}
+
+/// Why a call did not reach an answer of the plugin.
+#[derive(Debug)]
+pub enum CallError {
+    /// The guest trapped or ran out of time.
+    Fault(Fault),
+    /// The host is shutting down.
+    ShuttingDown,
+}
+
+impl CallError {
+    fn into_response(self) -> vk_api::Response {
+        match self {
+            CallError::Fault(fault) => {
+                vk_api::Response::error(500, fault.report(), "the plugin failed on this request")
+            }
+            CallError::ShuttingDown => {
+                vk_api::Response::error(503, "shutting-down", "the host is shutting down")
+            }
+        }
+    }
+}
+
+/// The whole router: every path goes to the plugin.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .fallback(move |request: Request| {
+            let app = app.clone();
+            async move { app.respond(request).await }
+        })
+        .layer(middleware::from_fn(log))
+}
+
+/// One line per request: method, path, status, time. Never a header or a body.
+pub(crate) async fn log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let line = format!("{} {}", request.method(), request.uri().path());
+    let response = next.run(request).await;
+    eprintln!(
+        "vk-host: {line} -> {} in {:.1} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    response
+}
+
+/// An answer as an HTTP response. The plugin is a guest: a status or content type it should
+/// never give still makes a valid response.
+pub(crate) fn into_http(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// An answer of `vk-api` (a refusal of the host's own) as an HTTP response.
+pub(crate) fn from_api(answer: vk_api::Response) -> Response {
+    into_http(answer.status, answer.content_type, answer.body)
+}
+
+impl App {
+    /// Serves one request through the plugin's `api` export. VK's callbacks run on their own
+    /// instances.
+    async fn respond(&self, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let body = match read_capped(body).await {
+            Ok(body) => body,
+            Err(refusal) => return from_api(refusal),
+        };
+        let path = parts.uri.path().to_owned();
+        let slots = if path == CALLBACK_PATH {
+            &self.intake_slots
+        } else {
+            &self.slots
+        };
+        let request = api::Request {
+            method: parts.method.as_str().to_owned(),
+            path,
+            query: parts.uri.query().map(str::to_owned),
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: body.to_vec(),
+        };
+        let admin_token = self.admin_token.clone();
+        let answer = self
+            .call_on(slots, move |p, s| {
+                p.mybusiness_vk_api()
+                    .call_handle(s, &request, admin_token.as_deref())
+            })
+            .await;
+        match answer {
+            Ok(answer) => into_http(answer.status, &answer.content_type, answer.body),
+            Err(error) => from_api(error.into_response()),
+        }
+    }
+
+    /// Runs a plugin export on a fresh instance with a permit from `slots`, off the async
+    /// executor.
+    async fn call_on<R: Send + 'static>(
+        &self,
+        slots: &Arc<Semaphore>,
+        call: impl FnOnce(&VkPlugin, &mut wasmtime::Store<PluginState>) -> wasmtime::Result<R>
+        + Send
+        + 'static,
+    ) -> Result<R, CallError> {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CallError::ShuttingDown)?;
+        let plugin = self.plugin.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            plugin.call(call)
+        })
+        .await
+        .map_err(|e| CallError::Fault(Fault::Trap(e.to_string())))?
+        .map_err(CallError::Fault)
+    }
+
+    /// Retries waiting messages and fills in missing names (the outbox timer).
+    pub async fn flush_outbox(
+        &self,
+    ) -> Result<Result<outbox::FlushReport, types::Error>, CallError> {
+        self.call_on(&self.slots, |p, s| p.mybusiness_vk_outbox().call_flush(s))
+            .await
+    }
+}
+
+/// An oversized body is still read (and dropped) up to this size before the `413` goes
+/// out: closing a connection with unread data resets it, and the client would see the
+/// reset instead of the answer.
+const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads a request body of at most [`MAX_BODY`] bytes (every route of both servers); a
+/// refusal is the answer to give.
+pub(crate) async fn read_capped(mut body: Body) -> Result<Bytes, vk_api::Response> {
+    use http_body_util::BodyExt as _;
+    let mut kept = Vec::new();
+    let mut seen = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| vk_api::Response::unreadable())?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(vk_api::Response::too_large());
+    }
+    Ok(Bytes::from(kept))
+}

@@ -1,0 +1,205 @@
+//! vk-core's values as the JSON of SPEC §4: the one rendering, whichever component serves it.
+
+use serde_json::{Value, json};
+use vk_core::conversion::{Counterparty, Order};
+use vk_core::delivery::FlushReport;
+use vk_core::dialog::{
+    Delivery, Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, Page,
+};
+use vk_core::directory::Employee;
+use vk_core::lead::{Communication, Item, Lead, LeadStatus, format_money};
+use vk_core::settings::SettingsView;
+use vk_core::{EmployeeId, timestamp};
+
+pub fn settings(view: &SettingsView) -> Value {
+    json!({
+        "access_token": view.access_token,
+        "secret": view.secret,
+        "confirmation": view.confirmation,
+        "group_name": view.group_name,
+        "api_version": view.api_version,
+        "employees": ids(&view.employees),
+        "group_id": view.group_id,
+    })
+}
+
+pub fn employee(employee: &Employee) -> Value {
+    json!({"id": employee.id.to_string(), "name": employee.name})
+}
+
+fn ids(employees: &[EmployeeId]) -> Vec<String> {
+    employees.iter().map(EmployeeId::to_string).collect()
+}
+
+fn status(status: DialogStatus) -> &'static str {
+    match status {
+        DialogStatus::Open => "open",
+        DialogStatus::Spam => "spam",
+        DialogStatus::Finished => "finished",
+    }
+}
+
+pub fn dialog(d: &Dialog) -> Value {
+    json!({
+        "id": d.id.to_string(),
+        "status": status(d.status),
+        "responsible": d.responsible.map(|e| e.to_string()),
+        "participants": ids(&d.participants),
+        "lead_id": d.lead_id.to_string(),
+        "lead_link": format!("/api/leads/{}", d.lead_id),
+        "peer_id": d.peer_id,
+        "name": d.name,
+        "started_at": timestamp(d.started_at),
+        "messages_allowed": d.messages_allowed,
+    })
+}
+
+pub fn dialogs(page: &Page<Dialog>) -> Value {
+    let dialogs: Vec<Value> = page.items.iter().map(dialog).collect();
+    json!({"dialogs": dialogs, "next": page.next})
+}
+
+pub fn message(m: &Message) -> Value {
+    let mut body = json!({
+        "id": m.id.to_string(),
+        "direction": match m.direction {
+            Direction::Incoming => "in",
+            Direction::Outgoing => "out",
+        },
+        "text": m.text,
+        "author": m.author.map(|e| e.to_string()),
+        "sent_at": timestamp(m.sent_at),
+        "attachments": m.attachments.iter()
+            .map(|a| json!({"type": a.kind, "url": a.url, "title": a.title}))
+            .collect::<Vec<_>>(),
+    });
+    if let Some(delivery) = m.delivery {
+        body["delivery"] = json!(match delivery {
+            Delivery::Pending => "pending",
+            Delivery::Sent => "sent",
+            Delivery::Failed => "failed",
+        });
+        body["error"] = json!(
+            m.error
+                .as_ref()
+                .map(|e| json!({"code": e.code, "message": e.message}))
+        );
+    }
+    if let Some(edited_at) = m.edited_at {
+        body["edited_at"] = json!(timestamp(edited_at));
+        body["previous_texts"] = json!(m.previous_texts);
+    }
+    body
+}
+
+pub fn messages(page: &Page<Message>) -> Value {
+    let messages: Vec<Value> = page.items.iter().map(message).collect();
+    json!({"messages": messages, "next": page.next})
+}
+
+pub fn history(page: &Page<HistoryEvent>, operators: &[EmployeeId]) -> Value {
+    let events: Vec<Value> = page
+        .items
+        .iter()
+        .map(|e| {
+            let kind = match e.kind {
+                EventKind::MessageIn => "message-in",
+                EventKind::MessageOut => "message-out",
+                EventKind::Claimed => "claimed",
+                EventKind::Invited => "invited",
+                EventKind::Left => "left",
+                EventKind::Delegated => "delegated",
+                EventKind::ClosedAsSpam => "closed-as-spam",
+                EventKind::Finished => "finished",
+                EventKind::Restored => "restored",
+                EventKind::Reopened => "reopened",
+            };
+            json!({
+                "at": timestamp(e.at),
+                "kind": kind,
+                "actor": e.actor.map(|a| a.to_string()),
+                "subject": e.subject.map(|s| s.to_string()),
+                "message_id": e.message_id.map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    json!({"events": events, "operators": ids(operators), "next": page.next})
+}
+
+fn communication(c: &Communication) -> Value {
+    json!({
+        "dialog_id": c.dialog_id.to_string(),
+        "started_at": timestamp(c.started_at),
+        "name": c.name,
+        "link": c.link,
+        "status": status(c.status),
+    })
+}
+
+fn item(i: &Item) -> Value {
+    json!({
+        "id": i.id.to_string(),
+        "name": i.name,
+        "sku": i.sku,
+        "quantity": i.quantity_text(),
+        "price": format_money(i.price),
+        "currency": i.currency,
+        "total": format_money(i.total()),
+    })
+}
+
+pub fn lead(l: &Lead, c: &Communication) -> Value {
+    json!({
+        "id": l.id.to_string(),
+        "title": l.title,
+        "first_name": l.first_name,
+        "last_name": l.last_name,
+        "source": l.source,
+        "status": match l.status {
+            LeadStatus::New => "new",
+            LeadStatus::Converted => "converted",
+        },
+        "items": l.items.iter().map(item).collect::<Vec<_>>(),
+        "total": format_money(l.total()),
+        "currency": l.currency(),
+        "counterparty_id": l.counterparty_id.map(|id| id.to_string()),
+        "order_id": l.order_id.map(|id| id.to_string()),
+        "communication": communication(c),
+    })
+}
+
+/// A lead after goods were added: the lead, with the new item (goods are appended) as `item`.
+pub fn lead_with_new_item(l: &Lead, c: &Communication) -> Value {
+    let mut body = lead(l, c);
+    body["item"] = l.items.last().map_or(Value::Null, item);
+    body
+}
+
+pub fn counterparty(cp: &Counterparty, c: &Communication) -> Value {
+    json!({
+        "id": cp.id.to_string(),
+        "name": cp.name,
+        "vk_user_id": cp.vk_user_id,
+        "vk_profile": cp.vk_profile(),
+        "lead_id": cp.lead_id.to_string(),
+        "communication": communication(c),
+    })
+}
+
+pub fn order(o: &Order, c: &Communication) -> Value {
+    json!({
+        "id": o.id.to_string(),
+        "number": o.number,
+        "status": o.status,
+        "items": o.items.iter().map(item).collect::<Vec<_>>(),
+        "total": format_money(o.total()),
+        "currency": o.currency(),
+        "counterparty_id": o.counterparty_id.to_string(),
+        "lead_id": o.lead_id.to_string(),
+        "communication": communication(c),
+    })
+}
+
+pub fn flush_report(r: &FlushReport) -> Value {
+    json!({"sent": r.sent, "failed": r.failed, "pending": r.pending, "names_filled": r.names_filled})
+}
