@@ -31,8 +31,11 @@ lint: setup
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-plugin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-spin --all-targets -- -D warnings
 
+# The host's tests resolve features like `make run` (vk-spin's native dependencies stay out),
+# so tests, `run` and `bench` share one build of wasmtime. vk-spin's own unit tests run apart.
 test: plugin faulty-plugin spin-plugin lint
-	$(CARGO) test --workspace --exclude vk-plugin
+	$(CARGO) test --workspace --exclude vk-plugin --exclude vk-spin
+	$(CARGO) test -p vk-spin --lib
 
 bench: plugin spin-plugin
 	$(CARGO) run -p vk-host -- bench $(ARGS)

@@ -304,7 +304,7 @@ fn with_a_database_file_a_restarted_host_still_has_everything(shell: Shell) {
     };
     let (staff, dialog_id) = {
         let host = start();
-        let staff = connect(&host, 1);
+        let staff = connect(&host, shell, 1);
         assert_eq!(
             host.callback(&message_new("e-1", 555, 1, "before restart")),
             (200, "ok".to_owned())

@@ -128,9 +128,30 @@ fn the_admin_token_is_a_variable_and_tokens_are_never_stored() {
         Some(json!({"name": "Eve"})),
     );
     assert_eq!(code, 401);
+    // What a variable sets is refused over the API; what it leaves open can be changed.
+    let (code, body) = world.host.call(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(json!({"secret": "another-secret", "api_version": "5.131"})),
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("fixed-by-platform")),
+        "{body}"
+    );
+    let (code, body) = world.host.call(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(json!({"api_version": "5.131"})),
+    );
+    assert_eq!((code, body["api_version"].as_str()), (200, Some("5.131")));
+    assert_eq!(body["secret"], "****");
     let everything: Vec<u8> = world.stored().into_values().flatten().collect();
     let text = String::from_utf8_lossy(&everything);
     assert!(!text.contains(token) && !text.contains(ADMIN), "{text}");
+    assert!(!text.contains("another-secret"), "{text}");
     assert!(!world.host.logs().contains(token) && !world.host.logs().contains(ADMIN));
 }
 

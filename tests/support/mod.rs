@@ -427,7 +427,7 @@ impl World {
     pub fn with_flags(employees: usize, extra: &[&str]) -> World {
         let vk = VkStandIn::start();
         let host = Host::serve(&vk, extra);
-        let staff = connect(&host, employees);
+        let staff = connect(&host, Shell::Plugin, employees);
         World { vk, host, staff }
     }
 
@@ -438,7 +438,7 @@ impl World {
             Shell::Plugin => Host::serve(&vk, &[]),
             Shell::Spin => Host::serve_spin(&vk, &[]),
         };
-        let staff = connect(&host, employees);
+        let staff = connect(&host, shell, employees);
         World { vk, host, staff }
     }
 
@@ -490,8 +490,10 @@ impl World {
     }
 }
 
-/// Writes the settings, creates employees and lists them, and lets VK confirm the server.
-pub fn connect(host: &Host, employees: usize) -> Vec<Employee> {
+/// Writes the settings, creates employees and lists them, and lets VK confirm the server. On
+/// Spin the access key, secret, confirmation string and name are variables already (and
+/// refused as `fixed-by-platform` here), so only the employees are written.
+pub fn connect(host: &Host, shell: Shell, employees: usize) -> Vec<Employee> {
     let staff: Vec<Employee> = (0..employees)
         .map(|n| {
             let (code, body) = host.call(
@@ -508,15 +510,14 @@ pub fn connect(host: &Host, employees: usize) -> Vec<Employee> {
         })
         .collect();
     let ids: Vec<&str> = staff.iter().map(|e| e.id.as_str()).collect();
-    let (code, body) = host.call(
-        "PUT",
-        "/api/settings",
-        Some(ADMIN),
-        Some(json!({
+    let settings = match shell {
+        Shell::Plugin => json!({
             "access_token": ACCESS_TOKEN, "secret": SECRET, "confirmation": CONFIRMATION,
             "group_name": "Bakery", "employees": ids,
-        })),
-    );
+        }),
+        Shell::Spin => json!({"employees": ids}),
+    };
+    let (code, body) = host.call("PUT", "/api/settings", Some(ADMIN), Some(settings));
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         host.callback(&confirmation()),

@@ -79,6 +79,8 @@ pub enum Error {
         lead: String,
         item: String,
     },
+    /// The platform fixes this setting (e.g. a Spin variable); it cannot be changed here.
+    FixedByPlatform(&'static str),
     /// Storage failed.
     Storage(String),
     /// Too many concurrent writers; trying again will work.
@@ -104,7 +106,8 @@ impl Error {
             | LeadConverted
             | AlreadyConverted { .. }
             | NoItems
-            | CurrencyMismatch { .. } => ErrorKind::Conflict,
+            | CurrencyMismatch { .. }
+            | FixedByPlatform(_) => ErrorKind::Conflict,
             Storage(_) | Contention => ErrorKind::Unavailable,
         }
     }
@@ -136,6 +139,7 @@ impl Error {
             AlreadyConverted { .. } => "already-converted",
             NoItems => "no-items",
             CurrencyMismatch { .. } => "currency-mismatch",
+            FixedByPlatform(_) => "fixed-by-platform",
             Storage(_) => "storage-unavailable",
             Contention => "busy",
         }
@@ -200,6 +204,10 @@ impl fmt::Display for Error {
                     "the lead's goods are in {lead}; an item in {item} cannot join them"
                 )
             }
+            FixedByPlatform(field) => write!(
+                f,
+                "`{field}` is set by the platform (a Spin variable); change it there"
+            ),
             Storage(why) => write!(f, "storage failed: {why}"),
             Contention => f.write_str("too many simultaneous changes; try again"),
         }

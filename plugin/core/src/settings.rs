@@ -145,6 +145,20 @@ pub struct SettingsUpdate {
     pub employees: Option<Vec<EmployeeId>>,
 }
 
+impl SettingsUpdate {
+    /// Which fields this update sets, by name.
+    fn fields(&self) -> [(&'static str, bool); 6] {
+        [
+            ("access_token", self.access_token.is_some()),
+            ("secret", self.secret.is_some()),
+            ("confirmation", self.confirmation.is_some()),
+            ("group_name", self.group_name.is_some()),
+            ("api_version", self.api_version.is_some()),
+            ("employees", self.employees.is_some()),
+        ]
+    }
+}
+
 impl Core<'_> {
     /// The settings in force, inside a transaction.
     pub(crate) fn settings_in(&self, tx: &mut Tx<'_>) -> Result<Settings, Error> {
@@ -162,9 +176,11 @@ impl Core<'_> {
         Ok(self.current_settings()?.view())
     }
 
-    /// Validates the whole update first, then applies it; an invalid field stores nothing.
+    /// Validates the whole update first, then applies it; an invalid field, or one the
+    /// platform fixes, stores nothing.
     /// An employee taken off the list leaves their open dialogs (see `dialog::release`).
     pub fn put_settings(&self, update: SettingsUpdate) -> Result<SettingsView, Error> {
+        let given = update.fields();
         let access_token = optional_text(update.access_token, "access_token", 512)?;
         let secret = optional_text(update.secret, "secret", 50)?;
         let confirmation = optional_text(update.confirmation, "confirmation", 100)?;
@@ -180,6 +196,7 @@ impl Core<'_> {
                 return Err(Error::invalid("api_version", "must look like 5.199"));
             }
         }
+        self.refuse_fixed(given)?;
         let change = Change {
             access_token,
             secret,
@@ -203,6 +220,21 @@ impl Core<'_> {
             tx.put(keys::SETTINGS, &settings);
             Ok(settings.overlay(self.platform).view())
         })
+    }
+
+    /// A field the platform fixes is refused, not silently outvoted on every read.
+    fn refuse_fixed(&self, given: [(&'static str, bool); 6]) -> Result<(), Error> {
+        let Some(fixed) = self.platform else {
+            return Ok(());
+        };
+        match given
+            .into_iter()
+            .zip(fixed.fields())
+            .find(|((_, changed), (_, fixed))| *changed && *fixed)
+        {
+            Some(((field, _), _)) => Err(Error::FixedByPlatform(field)),
+            None => Ok(()),
+        }
     }
 
     /// Forgets the community id; the next `confirmation` callback records a new one.

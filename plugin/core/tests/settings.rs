@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use vk_core::Error;
 use vk_core::dialog::{Delivery, DialogStatus};
 use vk_core::ids::EmployeeId;
 use vk_core::intake::CallbackReply;
 use vk_core::settings::{DEFAULT_API_VERSION, DEFAULT_GROUP_NAME, SettingsUpdate};
+use vk_core::{Error, ErrorKind};
 
 #[test]
 fn fresh_settings_have_defaults_and_nothing_secret() {
@@ -383,5 +383,37 @@ fn platform_employee_list_governs_commands_and_reads_alike() {
     assert_eq!(
         core.restore(stored_only, dialog.id).map(|d| d.id),
         not_listed
+    );
+}
+
+#[test]
+fn a_setting_the_platform_fixes_cannot_be_changed_and_the_rest_can() {
+    let bench = Bench::connected();
+    let fixed = platform();
+    let core = bench.core().with_platform_settings(&fixed);
+    let before = bench.snapshot();
+
+    let refused = core
+        .put_settings(SettingsUpdate {
+            group_name: Some("Another name".into()),
+            secret: Some("another-secret".into()),
+            ..SettingsUpdate::default()
+        })
+        .expect_err("a fixed field is refused");
+    assert_eq!(refused, Error::FixedByPlatform("secret"));
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    assert_eq!(bench.snapshot(), before, "nothing of the update is stored");
+
+    let operator = EmployeeId::new();
+    let view = core
+        .put_settings(SettingsUpdate {
+            group_name: Some("Another name".into()),
+            employees: Some(vec![operator]),
+            ..SettingsUpdate::default()
+        })
+        .expect("fields the platform leaves open change");
+    assert_eq!(
+        (view.group_name.as_str(), view.employees.as_slice()),
+        ("Another name", &[operator][..])
     );
 }

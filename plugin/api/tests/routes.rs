@@ -1,0 +1,248 @@
+//! vk-api natively, over vk-core's memory store: the route table, authentication, and the
+//! refusals of the HTTP layer itself. (The stories behind each route run end to end, on both
+//! components, in the repository's `tests/`.)
+
+use serde_json::{Value, json};
+use vk_api::{Request, Response, handle};
+use vk_core::Core;
+use vk_core::memory::MemoryStore;
+use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse, Store, SystemClock};
+
+const ADMIN: &str = "the-admin-token";
+const SOME_ID: &str = "0b8f7a52-3f5e-4c55-9a43-6f1de2d0b001";
+
+/// No VK here: nothing these tests do reaches it.
+struct Offline;
+
+impl Http for Offline {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Denied("offline".into()))
+    }
+}
+
+struct Api {
+    store: MemoryStore,
+    admin: Option<&'static str>,
+}
+
+impl Api {
+    fn new() -> Api {
+        Api {
+            store: MemoryStore::new(),
+            admin: Some(ADMIN),
+        }
+    }
+
+    fn send(&self, method: &str, target: &str, token: Option<&str>, body: &[u8]) -> Response {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let core = Core::new(&self.store, &Offline, &SystemClock);
+        handle(
+            &core,
+            self.admin,
+            &Request {
+                method,
+                path,
+                query,
+                authorization: authorization.as_deref(),
+                body,
+            },
+        )
+    }
+
+    /// The status and the JSON body.
+    fn call(&self, method: &str, target: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let answer = self.send(method, target, token, &body);
+        assert_eq!(answer.content_type, "application/json");
+        let json = serde_json::from_slice(&answer.body).expect("a JSON body");
+        (answer.status, json)
+    }
+
+    fn code(&self, method: &str, target: &str, token: Option<&str>) -> (u16, String) {
+        let (status, body) = self.call(method, target, token, Value::Null);
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    /// A new employee's token.
+    fn employee(&self) -> (String, String) {
+        let (status, body) = self.call(
+            "POST",
+            "/api/employees",
+            Some(ADMIN),
+            json!({"name": "Anna"}),
+        );
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().expect("an id").to_owned(),
+            body["token"].as_str().expect("a token").to_owned(),
+        )
+    }
+}
+
+#[test]
+fn unknown_paths_are_404_and_known_paths_with_another_method_are_405() {
+    let api = Api::new();
+    let (_, token) = api.employee();
+    let token = Some(token.as_str());
+    for path in [
+        "/",
+        "/api",
+        "/api/",
+        "/api/dialogs/",
+        "/api/unknown",
+        &format!("/api/dialogs/{SOME_ID}/unknown"),
+        &format!("/api/leads/{SOME_ID}/items/{SOME_ID}/more"),
+        "/settings/integrations/vk-group/call-back/",
+    ] {
+        assert_eq!(
+            api.code("POST", path, token),
+            (404, "no-such-route".into()),
+            "{path}"
+        );
+    }
+    for (method, path) in [
+        (
+            "GET",
+            "/settings/integrations/vk-group/call-back".to_owned(),
+        ),
+        ("DELETE", "/api/employees".to_owned()),
+        ("POST", "/api/settings".to_owned()),
+        ("GET", "/api/settings/group-id".to_owned()),
+        ("GET", "/api/outbox/flush".to_owned()),
+        ("POST", "/api/dialogs".to_owned()),
+        ("DELETE", format!("/api/dialogs/{SOME_ID}")),
+        ("PUT", format!("/api/dialogs/{SOME_ID}/messages")),
+        ("POST", format!("/api/dialogs/{SOME_ID}/history")),
+        ("GET", format!("/api/dialogs/{SOME_ID}/claim")),
+        ("PUT", format!("/api/leads/{SOME_ID}")),
+        ("GET", format!("/api/leads/{SOME_ID}/convert")),
+        ("POST", format!("/api/leads/{SOME_ID}/items/{SOME_ID}")),
+        ("POST", format!("/api/orders/{SOME_ID}")),
+    ] {
+        assert_eq!(
+            api.code(method, &path, token),
+            (405, "method-not-allowed".into()),
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn callers_are_told_apart_by_their_token() {
+    let api = Api::new();
+    let (_, token) = api.employee();
+    assert_eq!(
+        api.code("GET", "/api/dialogs", None),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        api.code("GET", "/api/dialogs", Some("made-up")),
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        api.code("GET", "/api/dialogs", Some(ADMIN)),
+        (403, "not-an-employee".into())
+    );
+    assert_eq!(
+        api.code("GET", "/api/settings", Some(&token)),
+        (403, "admin-only".into())
+    );
+    // Known, but not listed in the settings: the domain's rule refuses, not authentication.
+    assert_eq!(
+        api.code("GET", "/api/dialogs", Some(&token)),
+        (403, "employee-not-listed".into())
+    );
+    let closed = Api {
+        admin: None,
+        ..Api::new()
+    };
+    assert_eq!(
+        closed.code("GET", "/api/settings", Some(ADMIN)),
+        (401, "unauthorized".into())
+    );
+}
+
+#[test]
+fn refusals_of_the_http_layer_store_nothing() {
+    let api = Api::new();
+    let (id, token) = api.employee();
+    let before = api.store.scan("", None, u32::MAX).expect("a snapshot");
+    let cases = [
+        (
+            json!({"employees": ["0b8f7a52-0000-4000-8000-000000000000"]}),
+            "unknown-employee",
+        ),
+        (json!({"employees": ["not-an-id"]}), "unknown-employee"),
+        (json!({"employees": [id], "group_id": 5}), "read-only-field"),
+        (
+            json!({"employees": [id], "colour": "red"}),
+            "malformed-body",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = api.call("PUT", "/api/settings", Some(ADMIN), body);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code))
+        );
+    }
+    let (status, answer) = api.call("POST", "/api/employees", Some(ADMIN), json!({"name": ""}));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid-field"))
+    );
+    let answer = api.send("POST", "/api/employees", Some(ADMIN), b"{not json");
+    assert_eq!(answer.status, 400);
+    let answer = api.send(
+        "POST",
+        "/settings/integrations/vk-group/call-back",
+        None,
+        &vec![b' '; vk_core::MAX_BODY + 1],
+    );
+    assert_eq!(answer, Response::too_large());
+    assert_eq!(
+        api.code("GET", "/api/dialogs?limit=many", Some(&token)),
+        (400, "invalid-query".into())
+    );
+    assert_eq!(
+        api.code("GET", "/api/dialogs?status=closed", Some(&token)),
+        (400, "invalid-query".into())
+    );
+    assert_eq!(
+        api.store.scan("", None, u32::MAX).expect("a snapshot"),
+        before
+    );
+}
+
+#[test]
+fn the_callback_route_answers_plain_text() {
+    let api = Api::new();
+    let (status, _) = api.call(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        json!({"confirmation": "5e1d9c0b"}),
+    );
+    assert_eq!(status, 200);
+    let answer = api.send(
+        "POST",
+        "/settings/integrations/vk-group/call-back",
+        None,
+        br#"{"type": "confirmation", "group_id": 218765432}"#,
+    );
+    assert_eq!(
+        (answer.status, answer.content_type, answer.body.as_slice()),
+        (200, "text/plain; charset=utf-8", &b"5e1d9c0b"[..])
+    );
+}
