@@ -201,5 +201,11 @@ pub fn order(o: &Order, c: &Communication) -> Value {
 }
 
 pub fn flush_report(r: &FlushReport) -> Value {
-    json!({"sent": r.sent, "failed": r.failed, "pending": r.pending, "names_filled": r.names_filled})
+    json!({
+        "sent": r.sent,
+        "failed": r.failed,
+        "pending": r.pending,
+        "names_filled": r.names_filled,
+        "events_forgotten": r.events_forgotten,
+    })
 }

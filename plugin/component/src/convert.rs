@@ -296,6 +296,7 @@ impl IntoWit for FlushReport {
             failed: self.failed,
             pending: self.pending,
             names_filled: self.names_filled,
+            events_forgotten: self.events_forgotten,
         }
     }
 }

@@ -55,6 +55,7 @@ pub struct FlushReport {
     pub failed: u32,
     pub pending: u32,
     pub names_filled: u32,
+    pub events_forgotten: u32,
 }
 
 /// The `random_id` of a message: a nonzero int32 fixed by the message id.
@@ -147,13 +148,15 @@ impl Core<'_> {
         read(self.store, &key)?.ok_or(Error::DialogNotFound)
     }
 
-    /// Retries every due message and fills in names VK could not give before.
+    /// Retries every due message, fills in names VK could not give before, and forgets
+    /// events processed long ago.
     /// The whole outbox is looked at (page by page), so messages waiting on a long backoff
     /// never hide due ones behind them.
     pub fn flush(&self) -> Result<FlushReport, Error> {
         let now = self.clock.now();
         let mut report = FlushReport {
             names_filled: self.fill_pending_names()?,
+            events_forgotten: self.forget_old_events()?,
             ..FlushReport::default()
         };
         let mut attempts = 0;

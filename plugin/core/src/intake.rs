@@ -33,6 +33,13 @@ struct UserEvent {
     user_id: i64,
 }
 
+/// How long a processed event is remembered. VK redelivers an unanswered event within
+/// hours (a `Retry-After` must be under 3 hours), so a week leaves a wide margin.
+pub const EVENT_RETENTION_DAYS: i64 = 7;
+/// Events forgotten per page, and pages per call, so one call stays short.
+const PRUNE_PAGE: u32 = 200;
+const PRUNE_PAGES: usize = 10;
+
 impl Core<'_> {
     /// Handles one callback body; returns after the event's effects are stored.
     pub fn handle_callback(&self, body: &[u8]) -> Result<CallbackReply, Error> {
@@ -123,9 +130,40 @@ impl Core<'_> {
                     return Ok(());
                 }
                 tx.put(key, &crate::timestamp(now));
+                tx.put(keys::event_by_time(now, dedup), &dedup);
             }
             effects(tx)
         })
+    }
+
+    /// Forgets events processed more than [`EVENT_RETENTION_DAYS`] ago, oldest first, at most
+    /// [`PRUNE_PAGES`] pages per call; returns how many. A forgotten event is no longer
+    /// recognized as a repeat, which VK's redelivery (hours at most) never needs after that.
+    pub fn forget_old_events(&self) -> Result<u32, Error> {
+        let horizon = keys::event_by_time(
+            self.clock.now() - chrono::Duration::days(EVENT_RETENTION_DAYS),
+            "",
+        );
+        let mut forgotten = 0;
+        for _ in 0..PRUNE_PAGES {
+            let old: Vec<(String, String)> =
+                scan::<String>(self.store, keys::EVENTS_BY_TIME, None, PRUNE_PAGE)?
+                    .into_iter()
+                    .take_while(|(key, _)| *key < horizon)
+                    .collect();
+            if old.is_empty() {
+                break;
+            }
+            transact(self.store, |tx| {
+                for (key, dedup) in &old {
+                    tx.delete(key.clone());
+                    tx.delete(keys::event(dedup));
+                }
+                Ok(())
+            })?;
+            forgotten += old.len() as u32;
+        }
+        Ok(forgotten)
     }
 
     /// `message_new`: a new person gets a lead and a dialog; a finished dialog opens a new

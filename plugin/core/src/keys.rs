@@ -28,6 +28,15 @@ pub fn event(dedup_key: &str) -> String {
     format!("event/{dedup_key}")
 }
 
+pub const EVENTS_BY_TIME: &str = "index/event-time/";
+
+/// A processed event, listed by when it was processed (oldest first), so old ones are
+/// forgotten with bounded scans.
+pub fn event_by_time(at: DateTime<Utc>, dedup_key: &str) -> String {
+    let micros = u64::try_from(at.timestamp_micros()).unwrap_or(0);
+    format!("{EVENTS_BY_TIME}{micros:020}/{dedup_key}")
+}
+
 /// The dialog of a VK peer.
 pub fn peer(peer_id: i64) -> String {
     format!("peer/{peer_id}")

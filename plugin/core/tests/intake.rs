@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use vk_core::Error;
 use vk_core::dialog::{Delivery, DialogStatus, Direction, EventKind};
-use vk_core::intake::CallbackReply;
+use vk_core::intake::{CallbackReply, EVENT_RETENTION_DAYS};
 use vk_core::lead::LeadStatus;
 
 // ---- confirmation ------------------------------------------------------------------------
@@ -259,6 +259,33 @@ fn repeat_of_an_event_changes_nothing_at_all() {
     bench.accept(&event);
 
     assert_eq!(bench.snapshot(), after_first);
+}
+
+#[test]
+fn events_are_remembered_for_a_week_and_then_forgotten_by_the_flush() {
+    let bench = Bench::connected();
+    let old = Event::message_new(PERSON, 1, "a week ago");
+    bench.accept(&old);
+    bench
+        .clock
+        .advance(chrono::Duration::days(EVENT_RETENTION_DAYS) - chrono::Duration::hours(1));
+    let recent = Event::message_new(PERSON, 2, "an hour later");
+    bench.accept(&recent);
+    assert_eq!(bench.count("event/"), 2);
+
+    assert_eq!(bench.core().flush().expect("flush").events_forgotten, 0);
+    assert_eq!(bench.count("event/"), 2, "nothing is a week old yet");
+
+    bench.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(bench.core().flush().expect("flush").events_forgotten, 1);
+    assert_eq!(bench.count("event/"), 1);
+    assert_eq!(bench.count("index/event-time/"), 1);
+    // The recent one is still a repeat; messages are kept whatever happens to the log.
+    bench.accept(&recent);
+    let reader = bench.hire();
+    let dialog = bench.dialog_of(PERSON).expect("a dialog");
+    assert_eq!(bench.messages(reader, dialog.id).len(), 2);
+    assert_eq!(bench.core().flush().expect("flush").events_forgotten, 0);
 }
 
 #[test]
