@@ -14,9 +14,11 @@ setup:
 plugin: setup
 	$(CARGO) build --release --target $(WASM_TARGET) -p vk-plugin
 
-# Test-only: the same component built with fault injection (traps, loops, memory hogs on demand).
+# Test-only: both components built with fault injection (traps, loops, memory hogs on demand),
+# in target/faulty/.
 faulty-plugin: setup
 	$(CARGO) build --release --target $(WASM_TARGET) -p vk-plugin --features fault-injection --target-dir target/faulty
+	$(CARGO) build --release --target $(WASM_TARGET) -p vk-spin --features fault-injection --target-dir target/faulty
 
 # The Spin component: target/wasm32-wasip2/release/vk_spin.wasm (spin.toml's source).
 spin-plugin: setup

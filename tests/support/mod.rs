@@ -181,8 +181,16 @@ pub fn plugin_path() -> String {
 
 pub fn faulty_plugin_path() -> String {
     format!(
-        "{}/../target/faulty/wasm32-wasip2/release/vk_plugin.wasm",
-        env!("CARGO_MANIFEST_DIR")
+        "{}/target/faulty/wasm32-wasip2/release/vk_plugin.wasm",
+        root()
+    )
+}
+
+/// The fault-injecting twin of the Spin component (`make faulty-plugin`).
+pub fn faulty_spin_path() -> String {
+    format!(
+        "{}/target/faulty/wasm32-wasip2/release/vk_spin.wasm",
+        root()
     )
 }
 
@@ -305,18 +313,20 @@ impl Host {
         Host::start(&args)
     }
 
-    /// `serve-spin` with the real `spin.toml`, VK routed to the stand-in, plus `extra` flags
-    /// (`--memory` unless a `--sqlite` file is given).
+    /// `serve-spin` with the real `spin.toml` (unless `extra` names a `--manifest`), VK
+    /// routed to the stand-in, plus `extra` flags (`--memory` unless a `--sqlite` file is
+    /// given).
     pub fn serve_spin(vk: &VkStandIn, extra: &[&str]) -> Host {
         let mut args: Vec<String> = vec![
             "serve-spin".into(),
-            "--manifest".into(),
-            format!("{}/spin.toml", root()),
             "--vk-api-base".into(),
             vk.base.clone(),
             "--cache-dir".into(),
             cache_dir(),
         ];
+        if !extra.contains(&"--manifest") {
+            args.extend(["--manifest".into(), format!("{}/spin.toml", root())]);
+        }
         if !extra.contains(&"--sqlite") {
             args.push("--memory".into());
         }
@@ -433,12 +443,17 @@ impl World {
 
     /// The plugin or the Spin component, with default flags.
     pub fn on(shell: Shell, employees: usize) -> World {
+        match shell {
+            Shell::Plugin => World::with_flags(employees, &[]),
+            Shell::Spin => World::on_spin_with(employees, &[]),
+        }
+    }
+
+    /// The Spin component served by `vk-host serve-spin`, with `extra` flags.
+    pub fn on_spin_with(employees: usize, extra: &[&str]) -> World {
         let vk = VkStandIn::start();
-        let host = match shell {
-            Shell::Plugin => Host::serve(&vk, &[]),
-            Shell::Spin => Host::serve_spin(&vk, &[]),
-        };
-        let staff = connect(&host, shell, employees);
+        let host = Host::serve_spin(&vk, extra);
+        let staff = connect(&host, Shell::Spin, employees);
         World { vk, host, staff }
     }
 

@@ -7,6 +7,8 @@
 //! `wasi:http` handler. So both answer every request alike, and no rule of the domain lives
 //! here either: each route is one call of [`Core`].
 
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod json;
 
 use serde::Deserialize;
@@ -124,6 +126,8 @@ pub fn handle(core: &Core<'_>, admin_token: Option<&str>, request: &Request<'_>)
     if request.body.len() > MAX_BODY {
         return Response::too_large();
     }
+    #[cfg(feature = "fault-injection")]
+    faults::inject(request.body);
     let call = Call {
         core,
         admin_token,

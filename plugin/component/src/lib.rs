@@ -56,7 +56,7 @@ fn listed(employees: Vec<String>) -> Result<Vec<vk_core::EmployeeId>, Error> {
 impl webhook::Guest for Plugin {
     fn handle(body: Vec<u8>) -> Result<webhook::CallbackReply, types::Error> {
         #[cfg(feature = "fault-injection")]
-        faults::inject(&body);
+        vk_api::faults::inject(&body);
         run(|core| core.handle_callback(&body))
     }
 }
@@ -259,8 +259,6 @@ impl leads::Guest for Plugin {
 
 impl api::Guest for Plugin {
     fn handle(request: api::Request, admin_token: Option<String>) -> api::Response {
-        #[cfg(feature = "fault-injection")]
-        faults::inject(&request.body);
         let response = vk_api::handle(
             &core(),
             admin_token.as_deref(),
@@ -283,31 +281,5 @@ impl api::Guest for Plugin {
 impl outbox::Guest for Plugin {
     fn flush() -> Result<outbox::FlushReport, types::Error> {
         run(|core| core.flush())
-    }
-}
-
-/// Test-only misbehaviour, so the host's isolation of a bad guest can be proven end to end.
-#[cfg(feature = "fault-injection")]
-mod faults {
-    /// `fault:trap` panics (a trap), `fault:loop` never returns, `fault:memory` allocates
-    /// without end.
-    pub fn inject(body: &[u8]) {
-        match body {
-            b"fault:trap" => panic!("fault injected: trap"),
-            b"fault:loop" => {
-                let mut n: u64 = 0;
-                loop {
-                    n = std::hint::black_box(n.wrapping_add(1));
-                }
-            }
-            b"fault:memory" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![1; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
-            }
-            _ => {}
-        }
     }
 }
