@@ -240,8 +240,8 @@ fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret(shell: She
     let mut wrong = message_new("e-2", 5, 2, "hi");
     wrong["secret"] = json!("nope");
     let (_, refusal) = world.host.callback(&wrong);
-    // Not even a piece: any 8 characters in a row of either secret would be a leak.
-    let pieces: Vec<&str> = [ACCESS_TOKEN, SECRET]
+    // Not even a piece: any 8 characters in a row of a secret or a token would be a leak.
+    let pieces: Vec<&str> = [ACCESS_TOKEN, SECRET, ADMIN, world.staff[0].token.as_str()]
         .iter()
         .flat_map(|secret| (0..=secret.len() - 8).map(move |i| &secret[i..i + 8]))
         .collect();

@@ -106,6 +106,10 @@ impl App {
             Err(refusal) => return from_api(refusal),
         };
         let path = parts.uri.path().to_owned();
+        // A path no route can have costs no instance.
+        if !vk_api::serves(&path) {
+            return from_api(vk_api::Response::no_route());
+        }
         let slots = if path == CALLBACK_PATH {
             &self.intake_slots
         } else {

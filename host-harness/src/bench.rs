@@ -15,7 +15,7 @@ use serde_json::json;
 use vk_core::Core;
 use vk_core::dialog::DialogStatus;
 use vk_core::memory::MemoryStore;
-use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse, Store, SystemClock};
+use vk_core::ports::{Offline, Store, SystemClock};
 use vk_core::settings::SettingsUpdate;
 
 use crate::http::Outbound;
@@ -39,16 +39,6 @@ pub struct Options {
 
 const GROUP: i64 = 218_765_432;
 const SECRET: &str = "bench-secret";
-
-/// The benchmark makes no outbound calls: no access key is configured, so intake never
-/// asks VK for names. Anything that tried would be refused here.
-struct Offline;
-
-impl Http for Offline {
-    fn send(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
-        Err(HttpError::Denied("the benchmark is offline".into()))
-    }
-}
 
 /// Latencies of one measured series.
 struct Series {

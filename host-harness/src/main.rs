@@ -155,6 +155,10 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     } else {
         Arc::new(DbStore::open(&args.db)?)
     };
+    let moved = vk_host::storage::adopt_host_directory(&store)?;
+    if moved > 0 {
+        eprintln!("vk-host: moved {moved} employees into the plugin's directory");
+    }
     let http = Arc::new(Outbound::new(
         args.vk_api_base.as_deref(),
         Duration::from_millis(args.http_timeout_ms),

@@ -128,6 +128,57 @@ impl Store for DbStore {
     }
 }
 
+/// Where the host kept its own employee directory up to WIT 0.1.0.
+const OLD_EMPLOYEES: &str = "host/employee/";
+const OLD_TOKENS: &str = "host/token/";
+
+/// Moves the employee directory the host kept itself (up to WIT 0.1.0) into the plugin's,
+/// where the `api` export looks for it, so every employee and token keeps working; returns
+/// how many employees moved. Nothing to move: nothing is written.
+pub fn adopt_host_directory(store: &SharedStore) -> anyhow::Result<usize> {
+    let plugin = Namespace::plugin(store.clone());
+    let core = vk_core::Core::new(
+        &plugin,
+        &vk_core::ports::Offline,
+        &vk_core::ports::SystemClock,
+    );
+    let mut moved = 0;
+    for prefix in [OLD_EMPLOYEES, OLD_TOKENS] {
+        loop {
+            let page = store.scan(prefix, None, 500).map_err(failed)?;
+            if page.is_empty() {
+                break;
+            }
+            if prefix == OLD_EMPLOYEES {
+                for entry in &page {
+                    core.adopt_employee(&entry.value)
+                        .map_err(|e| anyhow::anyhow!("moving an employee: {e}"))?;
+                }
+                moved += page.len();
+            }
+            let deletes = page
+                .into_iter()
+                .map(|entry| Write {
+                    key: entry.key,
+                    change: Change::Delete,
+                    expect: Some(entry.version),
+                })
+                .collect();
+            store.commit(deletes).map_err(failed)?;
+        }
+    }
+    Ok(moved)
+}
+
+fn failed(error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::Conflict => {
+            anyhow::anyhow!("the directory changed while it was moved; start again")
+        }
+        StoreError::Unavailable(why) => anyhow::anyhow!("the database failed: {why}"),
+    }
+}
+
 /// One part of a store's key space, seen as a whole store.
 pub struct Namespace {
     inner: SharedStore,
@@ -312,5 +363,42 @@ mod tests {
             .collect();
         assert_eq!(keys, ["k"]);
         assert!(shared.get("plugin/k").expect("reads").is_some());
+    }
+
+    #[test]
+    fn the_old_host_directory_moves_into_the_plugin_and_its_tokens_keep_working() {
+        let shared: SharedStore = Arc::new(vk_core::memory::MemoryStore::new());
+        // As the host of WIT 0.1.0 wrote them.
+        let id = "0b8f7a52-3f5e-4c55-9a43-6f1de2d0b001";
+        let token = "an-old-token-of-anna";
+        let hash = vk_core::directory::digest(token);
+        let record = format!(r#"{{"id":"{id}","name":"Anna","token_sha256":"{hash}"}}"#);
+        shared
+            .commit(vec![
+                put(&format!("host/employee/{id}"), record.as_bytes(), None),
+                put(
+                    &format!("host/token/{hash}"),
+                    format!("\"{id}\"").as_bytes(),
+                    None,
+                ),
+            ])
+            .expect("commits");
+
+        assert_eq!(adopt_host_directory(&shared).expect("moves"), 1);
+
+        let plugin = Namespace::plugin(shared.clone());
+        let core = vk_core::Core::new(
+            &plugin,
+            &vk_core::ports::Offline,
+            &vk_core::ports::SystemClock,
+        );
+        let found = core
+            .authenticate(token)
+            .expect("reads")
+            .expect("the token still works");
+        assert_eq!(found.to_string(), id);
+        assert_eq!(core.employees().expect("lists")[0].name, "Anna");
+        assert!(shared.scan("host/", None, 10).expect("scans").is_empty());
+        assert_eq!(adopt_host_directory(&shared).expect("runs"), 0, "only once");
     }
 }

@@ -77,6 +77,22 @@ impl Response {
     pub fn unreadable() -> Response {
         Response::error(400, "malformed-body", "the body cannot be read")
     }
+
+    /// A refusal of the domain, with the status of its kind.
+    pub fn from_error(error: &Error) -> Response {
+        Response::error(error.kind().http_status(), error.code(), &error.to_string())
+    }
+
+    /// The answer to a path [`serves`] does not take.
+    pub fn no_route() -> Response {
+        no_route().into_response()
+    }
+}
+
+/// Whether a path can name a route at all: VK's callback route or one under `/api/`. A
+/// shell may answer [`Response::no_route`] to anything else without running the component.
+pub fn serves(path: &str) -> bool {
+    path == CALLBACK_PATH || path.starts_with("/api/")
 }
 
 /// Why a request was refused: by a rule of the domain, or by the HTTP layer itself.
@@ -106,9 +122,7 @@ impl Refusal {
 
     fn into_response(self) -> Response {
         match self {
-            Refusal::Domain(error) => {
-                Response::error(error.kind().http_status(), error.code(), &error.to_string())
-            }
+            Refusal::Domain(error) => Response::from_error(&error),
             Refusal::Http {
                 status,
                 code,
@@ -121,16 +135,28 @@ impl Refusal {
 type Answer = Result<Response, Refusal>;
 
 /// Serves one request. `admin_token` is the token that authorizes admin calls, as the shell
-/// was configured (`None`: no admin calls at all).
+/// was configured (`None`, or blank: no admin calls at all; surrounding whitespace, such as
+/// the newline a secrets file ends with, is not part of it). `HEAD` is answered as `GET`
+/// (the shell's server drops the body).
 pub fn handle(core: &Core<'_>, admin_token: Option<&str>, request: &Request<'_>) -> Response {
     if request.body.len() > MAX_BODY {
         return Response::too_large();
     }
     #[cfg(feature = "fault-injection")]
     faults::inject(request.body);
+    let head_as_get;
+    let request = if request.method == "HEAD" {
+        head_as_get = Request {
+            method: "GET",
+            ..*request
+        };
+        &head_as_get
+    } else {
+        request
+    };
     let call = Call {
         core,
-        admin_token,
+        admin_token: admin_token.map(str::trim).filter(|t| !t.is_empty()),
         request,
     };
     call.route().unwrap_or_else(Refusal::into_response)
@@ -209,12 +235,14 @@ impl Call<'_, '_> {
         })
     }
 
-    /// The bearer token of the request.
+    /// The bearer token of the request (the scheme's name in any case, RFC 7235).
     fn bearer(&self) -> Result<&str, Refusal> {
         self.request
             .authorization
-            .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(unauthorized)
     }
@@ -426,6 +454,11 @@ impl Call<'_, '_> {
         } else {
             self.body()?
         };
+        match command {
+            "invite" if body.employees.is_none() => return Err(required("employees")),
+            "delegate" if body.to.is_none() => return Err(required("to")),
+            _ => {}
+        }
         let id = ids::dialog(id)?;
         let core = self.core;
         let dialog = match command {
@@ -433,7 +466,7 @@ impl Call<'_, '_> {
             "invite" => {
                 let invited = body
                     .employees
-                    .ok_or_else(|| required("employees"))?
+                    .unwrap_or_default()
                     .iter()
                     .map(|e| ids::employee(e))
                     .collect::<Result<Vec<_>, _>>()?;
@@ -441,7 +474,7 @@ impl Call<'_, '_> {
             }
             "leave" => core.leave(actor, id)?,
             "delegate" => {
-                let to = body.to.ok_or_else(|| required("to"))?;
+                let to = body.to.unwrap_or_default();
                 core.delegate(actor, id, ids::employee(&to)?)?
             }
             "spam" => core.close_as_spam(actor, id)?,

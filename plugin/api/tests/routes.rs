@@ -6,19 +6,10 @@ use serde_json::{Value, json};
 use vk_api::{Request, Response, handle};
 use vk_core::Core;
 use vk_core::memory::MemoryStore;
-use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse, Store, SystemClock};
+use vk_core::ports::{Offline, Store, SystemClock};
 
 const ADMIN: &str = "the-admin-token";
 const SOME_ID: &str = "0b8f7a52-3f5e-4c55-9a43-6f1de2d0b001";
-
-/// No VK here: nothing these tests do reaches it.
-struct Offline;
-
-impl Http for Offline {
-    fn send(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
-        Err(HttpError::Denied("offline".into()))
-    }
-}
 
 struct Api {
     store: MemoryStore,
@@ -163,14 +154,86 @@ fn callers_are_told_apart_by_their_token() {
         api.code("GET", "/api/dialogs", Some(&token)),
         (403, "employee-not-listed".into())
     );
-    let closed = Api {
-        admin: None,
+    for blank in [None, Some(""), Some(" \n")] {
+        let closed = Api {
+            admin: blank,
+            ..Api::new()
+        };
+        for token in [ADMIN, "", " "] {
+            assert_eq!(
+                closed.code("GET", "/api/settings", Some(token)),
+                (401, "unauthorized".into()),
+                "admin {blank:?}, token {token:?}"
+            );
+        }
+    }
+    // A token from a secrets file keeps its newline; the scheme's name is case-blind.
+    let from_file = Api {
+        admin: Some("the-admin-token\n"),
         ..Api::new()
     };
     assert_eq!(
-        closed.code("GET", "/api/settings", Some(ADMIN)),
-        (401, "unauthorized".into())
+        from_file
+            .call("GET", "/api/settings", Some(ADMIN), Value::Null)
+            .0,
+        200
     );
+    let core = Core::new(&api.store, &Offline, &SystemClock);
+    for (header, status) in [
+        (format!("bearer {ADMIN}"), 200),
+        (format!("BEARER  {ADMIN} "), 200),
+        (format!("Basic {ADMIN}"), 401),
+        (ADMIN.to_owned(), 401),
+    ] {
+        let answer = handle(
+            &core,
+            api.admin,
+            &Request {
+                method: "GET",
+                path: "/api/settings",
+                query: None,
+                authorization: Some(&header),
+                body: b"",
+            },
+        );
+        assert_eq!(answer.status, status, "{header:?}");
+    }
+}
+
+#[test]
+fn head_is_answered_as_get_and_a_missing_field_before_an_unknown_dialog() {
+    let api = Api::new();
+    let (id, token) = api.employee();
+    let (status, _) = api.call(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        json!({"employees": [id]}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        api.send("HEAD", "/api/dialogs", Some(&token), b"").status,
+        200
+    );
+    for (command, field) in [("invite", "employees"), ("delegate", "to")] {
+        let (status, body) = api.call(
+            "POST",
+            &format!("/api/dialogs/not-a-dialog/{command}"),
+            Some(&token),
+            json!({}),
+        );
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid-field")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(field)
+        );
+    }
 }
 
 #[test]

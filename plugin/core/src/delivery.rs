@@ -156,7 +156,6 @@ impl Core<'_> {
         let now = self.clock.now();
         let mut report = FlushReport {
             names_filled: self.fill_pending_names()?,
-            events_forgotten: self.forget_old_events()?,
             ..FlushReport::default()
         };
         let mut attempts = 0;
@@ -181,6 +180,8 @@ impl Core<'_> {
                 }
             }
         }
+        // Last: housekeeping never holds up a delivery.
+        report.events_forgotten = self.forget_old_events()?;
         Ok(report)
     }
 

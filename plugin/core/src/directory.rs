@@ -35,18 +35,37 @@ impl Core<'_> {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(Error::invalid("name", "must be 1 to 200 characters"));
         }
-        let token = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-        let employee = Employee {
-            id: EmployeeId::new(),
-            name: name.to_owned(),
-            token_sha256: digest(&token),
-        };
+        transact(self.store, |tx| {
+            // Fresh on every attempt, and written only where nothing is: create, never replace.
+            let token = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+            let employee = Employee {
+                id: EmployeeId::new(),
+                name: name.to_owned(),
+                token_sha256: digest(&token),
+            };
+            let id_key = keys::employee(employee.id);
+            let token_key = keys::token(&employee.token_sha256);
+            if tx.get::<Employee>(&id_key)?.is_some() || tx.get::<EmployeeId>(&token_key)?.is_some()
+            {
+                return Err(Error::Contention);
+            }
+            tx.put(id_key, &employee);
+            tx.put(token_key, &employee.id);
+            Ok((employee, token))
+        })
+    }
+
+    /// Takes in an employee record kept elsewhere before, token hash and all, so the
+    /// employee's token keeps working: the reference host kept its own directory up to
+    /// WIT 0.1.0, in this record's format. Returns the employee's id.
+    pub fn adopt_employee(&self, record: &[u8]) -> Result<EmployeeId, Error> {
+        let employee: Employee = serde_json::from_slice(record)
+            .map_err(|e| Error::Storage(format!("an employee record is unreadable: {e}")))?;
         transact(self.store, |tx| {
             tx.put(keys::employee(employee.id), &employee);
             tx.put(keys::token(&employee.token_sha256), &employee.id);
-            Ok(())
-        })?;
-        Ok((employee, token))
+            Ok(employee.id)
+        })
     }
 
     /// The employee a bearer token belongs to, if any.

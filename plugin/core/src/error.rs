@@ -206,7 +206,7 @@ impl fmt::Display for Error {
             }
             FixedByPlatform(field) => write!(
                 f,
-                "`{field}` is set by the platform (a Spin variable); change it there"
+                "`{field}` is set by the platform (e.g. a Spin variable); change it there"
             ),
             Storage(why) => write!(f, "storage failed: {why}"),
             Contention => f.write_str("too many simultaneous changes; try again"),

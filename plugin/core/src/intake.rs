@@ -140,6 +140,7 @@ impl Core<'_> {
     /// [`PRUNE_PAGES`] pages per call; returns how many. A forgotten event is no longer
     /// recognized as a repeat, which VK's redelivery (hours at most) never needs after that.
     pub fn forget_old_events(&self) -> Result<u32, Error> {
+        self.list_unlisted_events()?;
         let horizon = keys::event_by_time(
             self.clock.now() - chrono::Duration::days(EVENT_RETENTION_DAYS),
             "",
@@ -154,16 +155,49 @@ impl Core<'_> {
             if old.is_empty() {
                 break;
             }
-            transact(self.store, |tx| {
+            // Each entry is read first: a prune running beside this one makes the commit
+            // conflict and re-decide, and only what is still there is forgotten and counted.
+            forgotten += transact(self.store, |tx| {
+                let mut deleted = 0;
                 for (key, dedup) in &old {
+                    if tx.get::<String>(key)?.is_none() {
+                        continue;
+                    }
                     tx.delete(key.clone());
-                    tx.delete(keys::event(dedup));
+                    let event = keys::event(dedup);
+                    if tx.get::<String>(&event)?.is_some() {
+                        tx.delete(event);
+                        deleted += 1;
+                    }
                 }
-                Ok(())
+                Ok(deleted)
             })?;
-            forgotten += old.len() as u32;
         }
         Ok(forgotten)
+    }
+
+    /// Lists events recorded before the time list existed, a page per call, so they are
+    /// forgotten too. Their record holds the time they were processed.
+    fn list_unlisted_events(&self) -> Result<(), Error> {
+        let cursor: Option<String> = read(self.store, keys::EVENTS_LISTED_UP_TO)?;
+        if cursor.as_deref() == Some(keys::ALL_EVENTS_LISTED) {
+            return Ok(());
+        }
+        let page = scan::<String>(self.store, keys::EVENTS, cursor.as_deref(), PRUNE_PAGE)?;
+        transact(self.store, |tx| {
+            for (key, at) in &page {
+                let at = chrono::DateTime::parse_from_rfc3339(at)
+                    .map_err(|e| Error::Storage(format!("an event's time is unreadable: {e}")))?;
+                let dedup = &key[keys::EVENTS.len()..];
+                tx.put(keys::event_by_time(at.to_utc(), dedup), &dedup);
+            }
+            let next = match page.last() {
+                Some((last, _)) if page.len() == PRUNE_PAGE as usize => last.as_str(),
+                _ => keys::ALL_EVENTS_LISTED,
+            };
+            tx.put(keys::EVENTS_LISTED_UP_TO, &next);
+            Ok(())
+        })
     }
 
     /// `message_new`: a new person gets a lead and a dialog; a finished dialog opens a new

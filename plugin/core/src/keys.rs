@@ -24,9 +24,16 @@ pub fn token(sha256: &str) -> String {
     format!("directory/token/{sha256}")
 }
 
+pub const EVENTS: &str = "event/";
+
 pub fn event(dedup_key: &str) -> String {
-    format!("event/{dedup_key}")
+    format!("{EVENTS}{dedup_key}")
 }
+
+/// How far events recorded before [`EVENTS_BY_TIME`] existed have been listed there: the
+/// last `event/` key done, or [`ALL_EVENTS_LISTED`].
+pub const EVENTS_LISTED_UP_TO: &str = "migration/events-listed-up-to";
+pub const ALL_EVENTS_LISTED: &str = "all";
 
 pub const EVENTS_BY_TIME: &str = "index/event-time/";
 

@@ -103,3 +103,13 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// No outbound HTTP at all: for work that never talks to VK (benchmarks, upgrades, tests).
+/// Anything that tries is denied.
+pub struct Offline;
+
+impl Http for Offline {
+    fn send(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Denied("nowhere (offline)".into()))
+    }
+}

@@ -9,6 +9,7 @@ use vk_core::Error;
 use vk_core::dialog::{Delivery, DialogStatus, Direction, EventKind};
 use vk_core::intake::{CallbackReply, EVENT_RETENTION_DAYS};
 use vk_core::lead::LeadStatus;
+use vk_core::ports::{Change, Store, Write};
 
 // ---- confirmation ------------------------------------------------------------------------
 
@@ -285,6 +286,25 @@ fn events_are_remembered_for_a_week_and_then_forgotten_by_the_flush() {
     let reader = bench.hire();
     let dialog = bench.dialog_of(PERSON).expect("a dialog");
     assert_eq!(bench.messages(reader, dialog.id).len(), 2);
+    assert_eq!(bench.core().flush().expect("flush").events_forgotten, 0);
+}
+
+#[test]
+fn events_recorded_before_the_time_list_existed_are_forgotten_too() {
+    let bench = Bench::connected();
+    // As an earlier version recorded them: the time it was processed, and no list entry.
+    bench
+        .store
+        .commit(vec![Write {
+            key: "event/from-an-earlier-version".into(),
+            change: Change::Put(br#""2025-12-01T10:00:00Z""#.to_vec()),
+            expect: None,
+        }])
+        .expect("commits");
+    bench.accept(&Event::message_new(PERSON, 1, "today"));
+
+    assert_eq!(bench.core().flush().expect("flush").events_forgotten, 1);
+    assert_eq!(bench.count("event/"), 1, "today's event stays");
     assert_eq!(bench.core().flush().expect("flush").events_forgotten, 0);
 }
 

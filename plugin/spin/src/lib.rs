@@ -126,10 +126,19 @@ fn read_body(request: IncomingRequest) -> Result<Vec<u8>, Response> {
 fn serve(request: &vk_api::Request<'_>) -> Response {
     let store = match store::SqliteStore::open_default() {
         Ok(store) => store,
-        Err(StoreError::Unavailable(why)) => return refusal(&Error::Storage(why)),
-        Err(StoreError::Conflict) => return refusal(&Error::Contention),
+        Err(StoreError::Unavailable(why)) => return Response::from_error(&Error::Storage(why)),
+        Err(StoreError::Conflict) => return Response::from_error(&Error::Contention),
     };
-    let variables = platform_settings().and_then(|fixed| Ok((fixed, variable("admin_token")?)));
+    // The admin token is read for the operator API only: a secrets provider failing on it
+    // must not refuse VK's callbacks.
+    let variables = platform_settings().and_then(|fixed| {
+        let admin_token = if request.path.starts_with("/api/") {
+            variable("admin_token")?
+        } else {
+            None
+        };
+        Ok((fixed, admin_token))
+    });
     let (fixed, admin_token) = match variables {
         Ok(read) => read,
         Err(name) => {
@@ -143,11 +152,6 @@ fn serve(request: &vk_api::Request<'_>) -> Response {
     };
     let core = Core::new(&store, &outbound::Outbound, &SystemClock).with_platform_settings(&fixed);
     vk_api::handle(&core, admin_token.as_deref(), request)
-}
-
-/// The one mapping of a domain refusal to HTTP.
-fn refusal(error: &Error) -> Response {
-    Response::error(error.kind().http_status(), error.code(), &error.to_string())
 }
 
 /// A Spin variable: `None` when undefined or empty; an error (named by the variable, never
