@@ -37,7 +37,8 @@ pub struct App {
     pub intake_slots: Arc<Semaphore>,
 }
 
-/// Why a call did not reach an answer of the plugin.
+/// Why a call did not reach an answer of the guest (the plugin, or the Spin component
+/// under `serve-spin`): the one place these refusals are worded.
 #[derive(Debug)]
 pub enum CallError {
     /// The guest trapped or ran out of time.
@@ -47,10 +48,10 @@ pub enum CallError {
 }
 
 impl CallError {
-    fn into_response(self) -> vk_api::Response {
+    pub(crate) fn into_response(self) -> vk_api::Response {
         match self {
             CallError::Fault(fault) => {
-                vk_api::Response::error(500, fault.report(), "the plugin failed on this request")
+                vk_api::Response::error(500, fault.report(), "the component failed on this request")
             }
             CallError::ShuttingDown => {
                 vk_api::Response::error(503, "shutting-down", "the host is shutting down")

@@ -31,7 +31,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::api::MAX_BODY;
+use crate::api::{CallError, MAX_BODY};
 use crate::plugin::{Fault, Limits, LoadReport, cached_component, engine, tick_epochs};
 use manifest::Manifest;
 pub use sqlite::Database;
@@ -203,7 +203,11 @@ impl SpinApp {
             .body(Bytes::from(body));
         let response = match request {
             Ok(request) => self.respond(request).await,
-            Err(error) => error_response(400, "malformed-request", &error.to_string()),
+            Err(error) => response(vk_api::Response::error(
+                400,
+                "malformed-request",
+                &error.to_string(),
+            )),
         };
         (response.status().as_u16(), response.into_body().to_vec())
     }
@@ -217,10 +221,10 @@ impl SpinApp {
             .route(request.uri().path())
             .and_then(|id| self.components.get(id))
         else {
-            return error_response(404, "no-such-route", "no such route");
+            return response(vk_api::Response::no_route());
         };
         let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return error_response(503, "shutting-down", "the host is shutting down");
+            return response(CallError::ShuttingDown.into_response());
         };
         let state = State {
             wasi: WasiCtx::builder().build(),
@@ -244,9 +248,7 @@ impl SpinApp {
         answer
             .await
             .unwrap_or_else(|_| Err(Fault::Trap("the component's thread ended".to_owned())))
-            .unwrap_or_else(|fault| {
-                error_response(500, fault.report(), "the component failed on this request")
-            })
+            .unwrap_or_else(|fault| response(CallError::Fault(fault).into_response()))
     }
 }
 
@@ -326,11 +328,6 @@ fn response(answer: vk_api::Response) -> http::Response<Bytes> {
         .header(http::header::CONTENT_TYPE, answer.content_type)
         .body(Bytes::from(answer.body))
         .expect("a valid status and header")
-}
-
-/// A refusal of the host's own, in the API's one error shape.
-fn error_response(status: u16, code: &str, message: &str) -> http::Response<Bytes> {
-    response(vk_api::Response::error(status, code, message))
 }
 
 /// The HTTP server of `serve-spin`: every request goes to [`SpinApp::respond`] after its

@@ -454,32 +454,29 @@ impl Call<'_, '_> {
         } else {
             self.body()?
         };
-        match command {
-            "invite" if body.employees.is_none() => return Err(required("employees")),
-            "delegate" if body.to.is_none() => return Err(required("to")),
-            _ => {}
-        }
-        let id = ids::dialog(id)?;
+        // The dialog id is parsed after a command's own fields: a missing field is `400`
+        // whatever the id.
+        let dialog = || ids::dialog(id);
         let core = self.core;
         let dialog = match command {
-            "claim" => core.claim(actor, id)?,
+            "claim" => core.claim(actor, dialog()?)?,
             "invite" => {
                 let invited = body
                     .employees
-                    .unwrap_or_default()
+                    .ok_or_else(|| required("employees"))?
                     .iter()
                     .map(|e| ids::employee(e))
                     .collect::<Result<Vec<_>, _>>()?;
-                core.invite(actor, id, &invited)?
+                core.invite(actor, dialog()?, &invited)?
             }
-            "leave" => core.leave(actor, id)?,
+            "leave" => core.leave(actor, dialog()?)?,
             "delegate" => {
-                let to = body.to.unwrap_or_default();
-                core.delegate(actor, id, ids::employee(&to)?)?
+                let to = body.to.ok_or_else(|| required("to"))?;
+                core.delegate(actor, dialog()?, ids::employee(&to)?)?
             }
-            "spam" => core.close_as_spam(actor, id)?,
-            "finish" => core.finish(actor, id)?,
-            _ => core.restore(actor, id)?,
+            "spam" => core.close_as_spam(actor, dialog()?)?,
+            "finish" => core.finish(actor, dialog()?)?,
+            _ => core.restore(actor, dialog()?)?,
         };
         Ok(Response::json(200, &json::dialog(&dialog)))
     }
