@@ -168,6 +168,7 @@ fn every_rule_refuses_over_http_and_changes_nothing(shell: Shell) {
     );
     let outsider = outsider["token"].as_str().expect("a token").to_owned();
 
+    let before = world.snapshot();
     let refusals: Vec<(u16, Value)> = vec![
         world.host.call("GET", "/api/dialogs", None, None),
         world.host.call("GET", "/api/dialogs", Some("forged"), None),
@@ -204,8 +205,10 @@ fn every_rule_refuses_over_http_and_changes_nothing(shell: Shell) {
             "{body}"
         );
     }
+    assert_eq!(world.snapshot(), before);
 
     assert_eq!(post(&world, 0, &d("claim"), None).0, 200);
+    let claimed = world.snapshot();
     let (status, body) = post(&world, 1, &d("claim"), None);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -251,20 +254,10 @@ fn every_rule_refuses_over_http_and_changes_nothing(shell: Shell) {
         (403, Some("employee-not-listed"))
     );
 
-    let dialog = world.dialog_of(PERSON);
-    assert_eq!(
-        ids(&dialog["participants"]),
-        vec![world.staff[0].id.clone()]
-    );
+    assert_eq!(world.snapshot(), claimed);
     assert!(
         world.vk.calls("messages.send").is_empty(),
         "no refused message reached VK"
-    );
-    let (_, history) = world.host.call("GET", &d("history"), world.token(0), None);
-    assert_eq!(
-        history["events"].as_array().map(Vec::len),
-        Some(2),
-        "message-in and claimed only"
     );
 }
 
@@ -509,7 +502,203 @@ fn lists_page_with_a_cursor(shell: Shell) {
     assert_eq!(seen, vec![5, 4, 3, 2, 1], "newest first, each once");
 }
 
+fn the_configured_api_version_reaches_vk_on_every_call(shell: Shell) {
+    let world = World::on(shell, 1);
+    let (code, settings) = world.host.call(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(json!({"api_version": "5.131"})),
+    );
+    assert_eq!(
+        (code, settings["api_version"].as_str()),
+        (200, Some("5.131"))
+    );
+    world.vk.expect_version("5.131");
+    // The first lookup fails: the name is asked for again later (after the answer on Spin,
+    // by the flush on either).
+    world
+        .vk
+        .fail_next("users.get", Failure::Vk(10, "Internal server error"));
+    let (world, id) = with_dialog(world);
+    let lead = format!(
+        "/api/leads/{}",
+        world.dialog_of(PERSON)["lead_id"].as_str().unwrap()
+    );
+    let named = eventually(Duration::from_secs(10), || {
+        world.flush();
+        world.host.call("GET", &lead, world.token(0), None).1["first_name"]
+            == format!("Ivan{PERSON}")
+    });
+    assert!(named, "the name was filled in later");
+    post(&world, 0, &format!("/api/dialogs/{id}/claim"), None);
+    let (code, message) = post(
+        &world,
+        0,
+        &format!("/api/dialogs/{id}/messages"),
+        Some(json!({"text": "hello"})),
+    );
+    assert_eq!(
+        (code, message["delivery"].as_str()),
+        (201, Some("sent")),
+        "{message}"
+    );
+    for method in ["users.get", "messages.send"] {
+        let versions: Vec<String> = world
+            .vk
+            .calls(method)
+            .iter()
+            .map(|call| call["v"].clone())
+            .collect();
+        let expected = if method == "users.get" { 2.. } else { 1.. };
+        assert!(expected.contains(&versions.len()), "{method}: {versions:?}");
+        assert!(
+            versions.iter().all(|v| v == "5.131"),
+            "{method}: {versions:?}"
+        );
+        for headers in world.vk.headers(method) {
+            assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+        }
+    }
+}
+
+/// Posts to the stand-in directly; returns VK's answer.
+fn ask_vk(vk: &VkStandIn, method: &str, content_type: &str, form: &[(&str, &str)]) -> Value {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut answer = ureq::post(format!("{}/method/{method}", vk.base))
+        .header("content-type", content_type)
+        .send(body)
+        .expect("the stand-in answers");
+    serde_json::from_str(&answer.body_mut().read_to_string().expect("a body")).expect("JSON")
+}
+
+#[test]
+fn the_vk_stand_in_refuses_what_vk_refuses() {
+    let vk = VkStandIn::start();
+    let form = "application/x-www-form-urlencoded";
+    let auth = [("access_token", ACCESS_TOKEN), ("v", API_VERSION)];
+    let with = |extra: &[(&'static str, &'static str)]| [&auth[..], extra].concat();
+    let send = [("peer_id", "5"), ("random_id", "7"), ("message", "hi")];
+    let refusals: Vec<(Value, i64, &str)> = vec![
+        (
+            ask_vk(
+                &vk,
+                "users.get",
+                form,
+                &[("access_token", ACCESS_TOKEN), ("user_ids", "5")],
+            ),
+            8,
+            "Invalid request: v is required",
+        ),
+        (
+            ask_vk(
+                &vk,
+                "users.get",
+                form,
+                &[("v", API_VERSION), ("user_ids", "5")],
+            ),
+            5,
+            "User authorization failed: no access_token passed.",
+        ),
+        (
+            ask_vk(
+                &vk,
+                "users.get",
+                form,
+                &[
+                    ("access_token", "forged"),
+                    ("v", API_VERSION),
+                    ("user_ids", "5"),
+                ],
+            ),
+            5,
+            "User authorization failed: invalid access_token (4).",
+        ),
+        (
+            // VK reads a POST's parameters from its form only.
+            ask_vk(
+                &vk,
+                "users.get",
+                "application/json",
+                &with(&[("user_ids", "5")]),
+            ),
+            8,
+            "Invalid request: v is required",
+        ),
+        (
+            ask_vk(&vk, "users.get", form, &auth),
+            100,
+            "One of the parameters specified was missing or invalid: user_ids is undefined",
+        ),
+        (
+            ask_vk(&vk, "messages.send", form, &with(&send[1..])),
+            100,
+            "One of the parameters specified was missing or invalid: you should specify peer_id, user_id, domain, chat_id or user_ids param",
+        ),
+        (
+            ask_vk(&vk, "messages.send", form, &with(&[send[0], send[2]])),
+            100,
+            "One of the parameters specified was missing or invalid: random_id is a required parameter",
+        ),
+        (
+            ask_vk(
+                &vk,
+                "messages.send",
+                form,
+                &with(&[send[0], ("random_id", "2147483648"), send[2]]),
+            ),
+            100,
+            "One of the parameters specified was missing or invalid: random_id not integer",
+        ),
+        (
+            ask_vk(&vk, "messages.send", form, &with(&send[..2])),
+            100,
+            "One of the parameters specified was missing or invalid: message is empty or invalid",
+        ),
+    ];
+    for (answer, code, text) in &refusals {
+        assert_eq!(
+            (
+                answer["error"]["error_code"].as_i64(),
+                answer["error"]["error_msg"].as_str()
+            ),
+            (Some(*code), Some(*text)),
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains(ACCESS_TOKEN), "{answer}");
+    }
+    assert_eq!(
+        vk.take_violations().len(),
+        refusals.len() + 1,
+        "and a JSON body"
+    );
+    assert!(vk.delivered().is_empty());
+
+    // A nonzero random_id is delivered once per dialog; 0 asks for no check.
+    let sent = |peer: &'static str, random: &'static str| {
+        ask_vk(
+            &vk,
+            "messages.send",
+            form,
+            &with(&[("peer_id", peer), ("random_id", random), ("message", "hi")]),
+        )["response"]
+            .clone()
+    };
+    let first = sent("5", "7");
+    assert_eq!(sent("5", "7"), first, "the repeat is the same message");
+    assert_ne!(sent("6", "7"), first, "another dialog");
+    assert_ne!(sent("5", "0"), sent("5", "0"), "no check with 0");
+    assert_eq!(vk.delivered().len(), 4);
+    // A version other than the expected one is a violation, though VK would answer.
+    vk.expect_version("5.131");
+    assert!(sent("5", "8").is_i64());
+    assert_eq!(vk.take_violations().len(), 1);
+}
+
 on_both_shells!(
+    the_configured_api_version_reaches_vk_on_every_call,
     an_operator_team_works_a_dialog_from_claim_to_restore,
     every_rule_refuses_over_http_and_changes_nothing,
     a_permanent_vk_error_fails_the_message_at_once_and_is_not_retried,

@@ -88,19 +88,39 @@ fn the_old_message_new_shape_is_read_too(shell: Shell) {
 
 fn a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing(shell: Shell) {
     let world = World::on(shell, 1);
-    let mut wrong_secret = message_new("e-1", 7, 1, "hi");
-    wrong_secret["secret"] = json!("guess");
-    let mut no_secret = message_new("e-2", 7, 1, "hi");
-    no_secret.as_object_mut().unwrap().remove("secret");
-    let mut foreign = message_new("e-3", 7, 1, "hi");
-    foreign["group_id"] = json!(1);
-    for event in [wrong_secret, no_secret, foreign] {
-        let (code, body) = world.host.callback(&event);
-        assert_eq!(code, 403, "{body}");
+    // A person already known (a refused event must not reach their dialog) and a new one
+    // (it must not open a dialog or ask VK for a name).
+    assert_eq!(
+        world.host.callback(&message_new("e-0", 7, 1, "hi")),
+        (200, "ok".to_owned())
+    );
+    let before = world.snapshot();
+    let lookups = world.vk.calls("users.get").len();
+    for person in [7, 8] {
+        let mut wrong_secret = message_new(&format!("e-1-{person}"), person, 2, "hi");
+        wrong_secret["secret"] = json!("guess");
+        let mut no_secret = message_new(&format!("e-2-{person}"), person, 3, "hi");
+        no_secret.as_object_mut().unwrap().remove("secret");
+        let mut foreign = message_new(&format!("e-3-{person}"), person, 4, "hi");
+        foreign["group_id"] = json!(GROUP + 1);
+        for (event, code) in [
+            (wrong_secret, "wrong-secret"),
+            (no_secret, "wrong-secret"),
+            (foreign, "foreign-group"),
+        ] {
+            let (status, body) = world.host.callback(&event);
+            let error: Value = serde_json::from_str(&body).expect("a JSON error");
+            assert_eq!(
+                (status, error["error"]["code"].as_str()),
+                (403, Some(code)),
+                "{body}"
+            );
+        }
     }
-    assert!(world.dialogs(0, "open").is_empty());
-    assert!(
-        world.vk.calls("users.get").is_empty(),
+    assert_eq!(world.snapshot(), before);
+    assert_eq!(
+        world.vk.calls("users.get").len(),
+        lookups,
         "nothing refused reaches VK"
     );
 }
@@ -113,6 +133,38 @@ fn an_event_sent_five_times_is_stored_once(shell: Shell) {
     }
     let dialog = world.dialog_of(99);
     assert_eq!(world.messages(0, dialog["id"].as_str().unwrap()).len(), 1);
+}
+
+fn a_redelivery_with_x_retry_counter_is_acknowledged_and_changes_nothing(shell: Shell) {
+    let world = World::on(shell, 1);
+    let event = message_new("retried", 99, 5, "once");
+    assert_eq!(world.host.callback(&event), (200, "ok".to_owned()));
+    let before = world.snapshot();
+    let lookups = world.vk.calls("users.get").len();
+    // VK redelivers an event it thinks was lost, numbering the retries.
+    for retry in [1, 2] {
+        assert_eq!(
+            world.host.callback_redelivered(&event, retry),
+            (200, "ok".to_owned())
+        );
+    }
+    assert_eq!(world.snapshot(), before);
+    assert_eq!(world.vk.calls("users.get").len(), lookups);
+    // A redelivery whose first delivery never arrived is an event like any other: skipping
+    // events that carry the header would lose it.
+    assert_eq!(
+        world
+            .host
+            .callback_redelivered(&message_new("first-seen-as-retry", 99, 6, "twice?"), 1),
+        (200, "ok".to_owned())
+    );
+    let dialog = world.dialog_of(99);
+    let texts: Vec<Value> = world
+        .messages(0, dialog["id"].as_str().unwrap())
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("once"), json!("twice?")]);
 }
 
 fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages(shell: Shell) {
@@ -153,48 +205,90 @@ fn twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages(shell
     );
 }
 
-fn malformed_and_oversized_bodies_are_refused_and_store_nothing(shell: Shell) {
+fn malformed_bodies_are_refused_and_store_nothing(shell: Shell) {
     let world = World::on(shell, 1);
-    let path = "/settings/integrations/vk-group/call-back";
-    let (code, body) = world
-        .host
-        .request("POST", path, None, Some(b"{not json".to_vec()));
-    assert_eq!(code, 400, "{body}");
-    let (code, _) = world
-        .host
-        .request("POST", path, None, Some(br#"{"group_id": 1}"#.to_vec()));
-    assert_eq!(code, 400, "no type");
-    let (code, _) = world.host.request(
+    let before = world.snapshot();
+    for (body, what) in [
+        (&b"{not json"[..], "not JSON"),
+        (br#"{"group_id": 1}"#, "no type"),
+        (br#"{"type": "message_new"}"#, "no group_id"),
+    ] {
+        let (code, answer) = world
+            .host
+            .request("POST", CALLBACK_PATH, None, Some(body.to_vec()));
+        assert_eq!(code, 400, "{what}: {answer}");
+        assert!(answer.contains("malformed-body"), "{what}: {answer}");
+    }
+    let (code, body) = world.host.request("GET", CALLBACK_PATH, None, None);
+    assert_eq!(code, 405);
+    assert!(body.contains("method-not-allowed"), "{body}");
+    assert_eq!(world.snapshot(), before);
+}
+
+/// The largest body a request may have: 1 MiB, spelled here as the contract says.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// `json` padded with trailing spaces to exactly `size` bytes: still the same JSON.
+fn padded(json: &Value, size: usize) -> Vec<u8> {
+    let mut body = json.to_string().into_bytes();
+    assert!(body.len() <= size, "{} bytes before padding", body.len());
+    body.resize(size, b' ');
+    body
+}
+
+fn a_body_of_exactly_one_mebibyte_is_served_and_one_byte_more_is_413(shell: Shell) {
+    let world = World::on(shell, 1);
+    let event = message_new("big", 5, 1, "just at the limit");
+    let (code, body) = world.host.request(
         "POST",
-        path,
+        CALLBACK_PATH,
         None,
-        Some(br#"{"type": "message_new"}"#.to_vec()),
+        Some(padded(&event, BODY_LIMIT)),
     );
-    assert_eq!(code, 400, "no group_id");
-    let mut huge = message_new("big", 5, 1, "x");
-    huge["object"]["message"]["text"] = json!("x".repeat(2 << 20));
-    let (code, body) = world
-        .host
-        .request("POST", path, None, Some(huge.to_string().into_bytes()));
+    assert_eq!((code, body.as_str()), (200, "ok"), "1 MiB is allowed");
+    let before = world.snapshot();
+    let over = message_new("bigger", 5, 2, "one byte over");
+    let (code, body) = world.host.request(
+        "POST",
+        CALLBACK_PATH,
+        None,
+        Some(padded(&over, BODY_LIMIT + 1)),
+    );
     assert_eq!(code, 413, "{body}");
     let error: Value = serde_json::from_str(&body).expect("a JSON error");
     assert_eq!(error["error"]["code"], "body-too-large");
-    let (code, _) = world.host.request(
+    // The API's routes have the same limit.
+    let rename = json!({"api_version": "5.131"});
+    let (code, body) = world.host.request(
         "PUT",
         "/api/settings",
         Some(ADMIN),
-        Some(vec![b' '; 2 << 20]),
+        Some(padded(&rename, BODY_LIMIT + 1)),
     );
-    assert_eq!(code, 413);
-    let (code, body) = world.host.request("GET", path, None, None);
-    assert_eq!(code, 405);
-    assert!(body.contains("method-not-allowed"), "{body}");
-    assert!(world.dialogs(0, "open").is_empty());
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(world.snapshot(), before, "nothing over the limit is stored");
+    let (code, body) = world.host.request(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(padded(&rename, BODY_LIMIT)),
+    );
+    assert_eq!(code, 200, "{body}");
+    let settings: Value = serde_json::from_str(&body).expect("the settings");
+    assert_eq!(settings["api_version"], "5.131");
+    let dialog = world.dialog_of(5);
+    let texts: Vec<Value> = world
+        .messages(0, dialog["id"].as_str().unwrap())
+        .iter()
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("just at the limit")]);
 }
 
 #[test]
 fn a_failing_name_lookup_keeps_the_message_and_the_name_is_filled_in_later() {
-    let world = World::new(1);
+    // No timer flush in between: the name is filled in by the flush this test runs.
+    let world = World::with_flags(1, &["--flush-interval-ms", "600000"]);
     world
         .vk
         .fail_next("users.get", Failure::Vk(10, "Internal server error"));
@@ -230,22 +324,49 @@ fn unknown_event_types_are_acknowledged_and_ignored(shell: Shell) {
 fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret(shell: Shell) {
     let world = World::on(shell, 1);
     world.host.callback(&message_new("e-1", 5, 1, "hi"));
-    let (code, body) = world
+    let (code, read) = world
         .host
         .request("GET", "/api/settings", Some(ADMIN), None);
     assert_eq!(code, 200);
-    let settings: Value = serde_json::from_str(&body).expect("JSON");
+    let settings: Value = serde_json::from_str(&read).expect("JSON");
     assert_eq!(settings["access_token"], "vk1.a.****Ab3x");
     assert_eq!(settings["secret"], "****");
+    // The answer to a write shows the mask too, even when it writes the access key and the
+    // secret themselves (on Spin they are variables, which the API may not write).
+    let update = match shell {
+        Shell::Plugin => {
+            json!({"access_token": ACCESS_TOKEN, "secret": SECRET, "api_version": API_VERSION})
+        }
+        Shell::Spin => json!({"api_version": API_VERSION}),
+    };
+    let (code, written) = world.host.request(
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(update.to_string().into_bytes()),
+    );
+    assert_eq!(code, 200, "{written}");
     let mut wrong = message_new("e-2", 5, 2, "hi");
     wrong["secret"] = json!("nope");
     let (_, refusal) = world.host.callback(&wrong);
+    let (code, reset) = world
+        .host
+        .request("DELETE", "/api/settings/group-id", Some(ADMIN), None);
+    assert_eq!(code, 200, "{reset}");
+    for answer in [&written, &reset] {
+        let masked: Value = serde_json::from_str(answer).expect("JSON");
+        assert_eq!(
+            (&masked["access_token"], &masked["secret"]),
+            (&settings["access_token"], &settings["secret"]),
+            "{answer}"
+        );
+    }
     // Not even a piece: any 8 characters in a row of a secret or a token would be a leak.
     let pieces: Vec<&str> = [ACCESS_TOKEN, SECRET, ADMIN, world.staff[0].token.as_str()]
         .iter()
         .flat_map(|secret| (0..=secret.len() - 8).map(move |i| &secret[i..i + 8]))
         .collect();
-    for text in [body, refusal, world.host.logs()] {
+    for text in [read, written, refusal, reset, world.host.logs()] {
         for piece in &pieces {
             assert!(
                 !text.contains(piece),
@@ -257,7 +378,7 @@ fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret(shell: She
 
 fn bad_settings_are_refused_with_a_clear_error_and_store_nothing(shell: Shell) {
     let world = World::on(shell, 1);
-    let (_, before) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
+    let before = world.snapshot();
     for (body, code) in [
         (json!({"group_id": 5}), "read-only-field"),
         (json!({"secret": "x".repeat(51)}), "invalid-field"),
@@ -278,10 +399,7 @@ fn bad_settings_are_refused_with_a_clear_error_and_store_nothing(shell: Shell) {
             "{answer}"
         );
     }
-    assert_eq!(
-        world.host.call("GET", "/api/settings", Some(ADMIN), None).1,
-        before
-    );
+    assert_eq!(world.snapshot(), before);
     let (status, _) = world
         .host
         .call("GET", "/api/settings", world.token(0), None);
@@ -351,7 +469,9 @@ on_both_shells!(
     a_wrong_secret_or_a_foreign_community_is_refused_and_stores_nothing,
     an_event_sent_five_times_is_stored_once,
     twenty_parallel_first_messages_give_one_lead_one_dialog_twenty_messages,
-    malformed_and_oversized_bodies_are_refused_and_store_nothing,
+    a_redelivery_with_x_retry_counter_is_acknowledged_and_changes_nothing,
+    malformed_bodies_are_refused_and_store_nothing,
+    a_body_of_exactly_one_mebibyte_is_served_and_one_byte_more_is_413,
     unknown_event_types_are_acknowledged_and_ignored,
     settings_reads_and_logs_never_contain_the_access_key_or_the_secret,
     bad_settings_are_refused_with_a_clear_error_and_store_nothing,

@@ -9,7 +9,6 @@ use support::*;
 
 /// Sends each fault, then a real callback, and checks that only the fault failed.
 fn each_fault_fails_only_its_request(world: &World) {
-    let path = "/settings/integrations/vk-group/call-back";
     for (fault, code) in [
         ("fault:trap", "plugin-fault"),
         ("fault:loop", "plugin-timeout"),
@@ -18,7 +17,7 @@ fn each_fault_fails_only_its_request(world: &World) {
         let (status, body) =
             world
                 .host
-                .request("POST", path, None, Some(fault.as_bytes().to_vec()));
+                .request("POST", CALLBACK_PATH, None, Some(fault.as_bytes().to_vec()));
         assert_eq!(status, 500, "{fault}: {body}");
         let error: Value = serde_json::from_str(&body).expect("a JSON error");
         assert_eq!(error["error"]["code"], code, "{fault}");

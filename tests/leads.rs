@@ -162,6 +162,7 @@ fn items_change_and_bad_items_are_refused(shell: Shell) {
         ),
         (200, Some("15.75"), Some("1.5"))
     );
+    let before = world.snapshot();
     for bad in [
         json!({"name": "", "quantity": 1, "price": 1}),
         json!({"name": "x", "quantity": 0, "price": 1}),
@@ -182,6 +183,14 @@ fn items_change_and_bad_items_are_refused(shell: Shell) {
         (code, body["error"]["code"].as_str()),
         (409, Some("currency-mismatch"))
     );
+    let (code, body) = world.host.call(
+        "PATCH",
+        &path,
+        world.token(0),
+        Some(json!({"quantity": "0"})),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(world.snapshot(), before, "no refused item changed anything");
     let (code, body) = world.host.call("DELETE", &path, world.token(0), None);
     assert_eq!(
         (
@@ -213,18 +222,24 @@ fn items_change_and_bad_items_are_refused(shell: Shell) {
 fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead(shell: Shell) {
     let (world, lead, dialog) = with_lead(shell);
     let d = |command: &str| format!("/api/dialogs/{dialog}/{command}");
-    world.host.call("POST", &d("claim"), world.token(0), None);
+    assert_eq!(
+        world.host.call("POST", &d("claim"), world.token(0), None).0,
+        200
+    );
     add(
         &world,
         &lead,
         json!({"name": "Торт", "quantity": 1, "price": 100}),
     );
-    world.host.call(
+    let (code, conversion) = world.host.call(
         "POST",
         &format!("/api/leads/{lead}/convert"),
         world.token(0),
         None,
     );
+    assert_eq!(code, 200, "{conversion}");
+    let counterparty = conversion["counterparty_id"].as_str().expect("an id");
+    let order = conversion["order_id"].as_str().expect("an id");
     assert_eq!(
         world
             .host
@@ -251,15 +266,55 @@ fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead(shell
         ),
         (Some("open"), Some(world.staff[0].id.as_str()))
     );
-    let (_, converted) =
-        world
-            .host
-            .call("GET", &format!("/api/leads/{lead}"), world.token(0), None);
-    assert_eq!(
-        converted["status"], "converted",
-        "still linked to the existing counterparty"
-    );
     assert_eq!(world.messages(0, &dialog).len(), 2);
+    // Everything the API shows of this person: one dialog, its one lead, still linked to
+    // the same counterparty and order, which show the reopened dialog.
+    let everything = world.snapshot();
+    let dialogs = everything["dialogs"].as_object().expect("the dialogs");
+    assert_eq!(dialogs.keys().collect::<Vec<_>>(), [&dialog]);
+    let seen = &dialogs[&dialog];
+    assert_eq!(
+        (
+            seen["lead"]["id"].as_str(),
+            seen["lead"]["status"].as_str(),
+            seen["lead"]["counterparty_id"].as_str(),
+            seen["lead"]["order_id"].as_str(),
+        ),
+        (
+            Some(lead.as_str()),
+            Some("converted"),
+            Some(counterparty),
+            Some(order)
+        )
+    );
+    assert_eq!(
+        (
+            seen["counterparty"]["lead_id"].as_str(),
+            seen["counterparty"]["vk_user_id"].as_i64(),
+            seen["order"]["counterparty_id"].as_str(),
+        ),
+        (Some(lead.as_str()), Some(PERSON), Some(counterparty))
+    );
+    for block in [
+        &seen["counterparty"]["communication"],
+        &seen["order"]["communication"],
+    ] {
+        assert_eq!(
+            (block["dialog_id"].as_str(), block["status"].as_str()),
+            (Some(dialog.as_str()), Some("open"))
+        );
+    }
+    let (code, again) = world.host.call(
+        "POST",
+        &format!("/api/leads/{lead}/convert"),
+        world.token(0),
+        None,
+    );
+    assert_eq!(
+        (code, again["error"]["code"].as_str()),
+        (409, Some("already-converted")),
+        "no second counterparty: {again}"
+    );
 
     // Spam stays spam: the message is kept, nothing reopens.
     world.host.call("POST", &d("spam"), world.token(0), None);

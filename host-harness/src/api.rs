@@ -4,12 +4,13 @@
 //! admin token it was given, logs one line, and turns a guest fault into a `500` for that
 //! request alone.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use crate::plugin::bindings::VkPlugin;
 use crate::plugin::bindings::exports::mybusiness::vk::{api, outbox};
 use crate::plugin::bindings::mybusiness::vk::types;
 use crate::plugin::{Fault, Plugin, State as PluginState};
+use crate::server::{Peer, read_request};
 
 /// The callback route, as the admin enters it in VK.
 pub use vk_core::CALLBACK_PATH;
@@ -62,12 +64,96 @@ impl CallError {
 
 /// The whole router: every path goes to the plugin.
 pub fn router(app: App) -> Router {
-    Router::new()
-        .fallback(move |request: Request| {
-            let app = app.clone();
-            async move { app.respond(request).await }
-        })
+    guarded(Router::new().fallback(move |request: Request| {
+        let app = app.clone();
+        async move { app.respond(request).await }
+    }))
+}
+
+/// `router` with what every server of this host adds: the log line, and the slowing down
+/// of repeated wrong tokens.
+pub(crate) fn guarded(router: Router) -> Router {
+    router
+        .layer(middleware::from_fn_with_state(
+            Arc::new(Throttle::default()),
+            slow_down_guessing,
+        ))
         .layer(middleware::from_fn(log))
+}
+
+/// Wrong tokens from one address: the first [`FREE_FAILURES`] in a [`FAILURE_WINDOW`] are
+/// answered at once; after that the address gets its `401`s one per [`FAILURE_PACE`],
+/// however many it sends in parallel, until the window ends. Right tokens are never slowed.
+#[derive(Default)]
+pub(crate) struct Throttle {
+    failures: std::sync::Mutex<HashMap<IpAddr, Failures>>,
+}
+
+struct Failures {
+    since: Instant,
+    count: u32,
+    next_answer: Instant,
+}
+
+const FREE_FAILURES: u32 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+const FAILURE_PACE: Duration = Duration::from_millis(250);
+/// Addresses remembered at once; beyond this, those whose window ended are forgotten first.
+const TRACKED_ADDRESSES: usize = 10_000;
+
+impl Throttle {
+    /// Counts a wrong token from `address`; how long its answer must wait.
+    fn failed(&self, address: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failures.len() >= TRACKED_ADDRESSES && !failures.contains_key(&address) {
+            failures.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+            if failures.len() >= TRACKED_ADDRESSES {
+                failures.clear();
+            }
+        }
+        let fresh = Failures {
+            since: now,
+            count: 0,
+            next_answer: now,
+        };
+        let seen = failures.entry(address).or_insert(fresh);
+        if now.duration_since(seen.since) >= FAILURE_WINDOW {
+            *seen = Failures {
+                since: now,
+                count: 0,
+                next_answer: now,
+            };
+        }
+        seen.count += 1;
+        if seen.count <= FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        let slot = seen.next_answer.max(now);
+        seen.next_answer = slot + FAILURE_PACE;
+        slot - now
+    }
+}
+
+/// Holds back the `401` answers to an address that keeps sending wrong tokens.
+async fn slow_down_guessing(
+    State(throttle): State<Arc<Throttle>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let address = request.extensions().get::<Peer>().map(|peer| peer.0.ip());
+    let with_token = request.headers().contains_key(header::AUTHORIZATION);
+    let response = next.run(request).await;
+    if let Some(address) = address
+        && with_token
+        && response.status() == StatusCode::UNAUTHORIZED
+    {
+        tokio::time::sleep(throttle.failed(address)).await;
+    }
+    response
 }
 
 /// One line per request: method, path, status, time. Never a header or a body.
@@ -101,9 +187,8 @@ impl App {
     /// Serves one request through the plugin's `api` export. VK's callbacks run on their own
     /// instances.
     async fn respond(&self, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let body = match read_capped(body).await {
-            Ok(body) => body,
+        let (parts, body, _in_progress) = match read_request(request).await {
+            Ok(read) => read,
             Err(refusal) => return from_api(refusal),
         };
         let path = parts.uri.path().to_owned();
@@ -155,13 +240,10 @@ impl App {
             .await
             .map_err(|_| CallError::ShuttingDown)?;
         let plugin = self.plugin.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            plugin.call(call)
-        })
-        .await
-        .map_err(|e| CallError::Fault(Fault::Trap(e.to_string())))?
-        .map_err(CallError::Fault)
+        tokio::task::spawn_blocking(move || plugin.call_in_lane(Some(permit), call))
+            .await
+            .map_err(|e| CallError::Fault(Fault::Trap(e.to_string())))?
+            .map_err(CallError::Fault)
     }
 
     /// Retries waiting messages and fills in missing names (the outbox timer).
@@ -171,32 +253,4 @@ impl App {
         self.call_on(&self.slots, |p, s| p.mybusiness_vk_outbox().call_flush(s))
             .await
     }
-}
-
-/// An oversized body is still read (and dropped) up to this size before the `413` goes
-/// out: closing a connection with unread data resets it, and the client would see the
-/// reset instead of the answer.
-const DRAIN_LIMIT: usize = 16 << 20;
-
-/// Reads a request body of at most [`MAX_BODY`] bytes (every route of both servers); a
-/// refusal is the answer to give.
-pub(crate) async fn read_capped(mut body: Body) -> Result<Bytes, vk_api::Response> {
-    use http_body_util::BodyExt as _;
-    let mut kept = Vec::new();
-    let mut seen = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| vk_api::Response::unreadable())?;
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen <= MAX_BODY {
-                kept.extend_from_slice(&data);
-            } else if seen > DRAIN_LIMIT {
-                break;
-            }
-        }
-    }
-    if seen > MAX_BODY {
-        return Err(vk_api::Response::too_large());
-    }
-    Ok(Bytes::from(kept))
 }

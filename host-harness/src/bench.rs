@@ -6,7 +6,10 @@
 //! the typed `webhook` export and through the `api` export that `serve` mounts (routing and
 //! JSON included); (2) the cost of instantiation alone; (3) listing open lines and reading a
 //! dialog's messages with tens of thousands of dialogs stored, which must not scan the
-//! whole store.
+//! whole store (the native page is measured with a 25th of the dialogs stored too).
+//!
+//! Every series is preceded by `WARM_UP` untimed calls of its own step on its own state, so
+//! caches, allocators and the instance pool are warm when the timing starts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,18 +43,27 @@ pub struct Options {
 const GROUP: i64 = 218_765_432;
 const SECRET: &str = "bench-secret";
 
+/// Untimed calls of a series' step before its measured ones.
+const WARM_UP: usize = 200;
+
+/// The width of a table's first column.
+const LABEL: usize = 52;
+
 /// Latencies of one measured series.
 struct Series {
-    label: &'static str,
+    label: String,
     samples: Vec<Duration>,
     total: Duration,
 }
 
 impl Series {
-    fn measure(label: &'static str, count: usize, mut step: impl FnMut(usize)) -> Series {
+    /// Calls `step(0..WARM_UP)` untimed, then `step(WARM_UP..WARM_UP + count)` timed: a step
+    /// is given its call's index, and inputs indexed by it must cover both runs.
+    fn measure(label: impl Into<String>, count: usize, mut step: impl FnMut(usize)) -> Series {
+        (0..WARM_UP).for_each(&mut step);
         let mut samples = Vec::with_capacity(count);
         let started = Instant::now();
-        for n in 0..count {
+        for n in WARM_UP..WARM_UP + count {
             let t = Instant::now();
             step(n);
             samples.push(t.elapsed());
@@ -59,10 +71,14 @@ impl Series {
         let total = started.elapsed();
         samples.sort();
         Series {
-            label,
+            label: label.into(),
             samples,
             total,
         }
+    }
+
+    fn mean(&self) -> Duration {
+        self.total / self.samples.len() as u32
     }
 
     fn percentile(&self, p: f64) -> Duration {
@@ -76,24 +92,28 @@ impl Series {
 
     fn row(&self) -> String {
         format!(
-            "| {:<48} | {:>10.0} | {:>9.1} | {:>9.1} |",
+            "| {:<LABEL$} | {:>10.0} | {:>9.1} | {:>9.1} |",
             self.label,
             self.per_second(),
-            self.percentile(0.5).as_secs_f64() * 1e6,
-            self.percentile(0.99).as_secs_f64() * 1e6
+            micros(self.percentile(0.5)),
+            micros(self.percentile(0.99))
         )
     }
+}
+
+fn micros(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e6
 }
 
 /// A Markdown table of series, one row each.
 fn print_table(what: &str, rows: &[&Series]) {
     println!(
-        "| {what:<48} | {:>10} | {:>9} | {:>9} |",
+        "| {what:<LABEL$} | {:>10} | {:>9} | {:>9} |",
         "per second", "p50 µs", "p99 µs"
     );
     println!(
         "|{}|{}|{}|{}|",
-        "-".repeat(50),
+        "-".repeat(LABEL + 2),
         "-".repeat(12),
         "-".repeat(11),
         "-".repeat(11)
@@ -103,9 +123,21 @@ fn print_table(what: &str, rows: &[&Series]) {
     }
 }
 
+/// How many times `slow` takes the time of `fast` per call: on average and at the median.
+fn print_ratio(what: &str, slow: &Series, fast: &Series) {
+    println!(
+        "{what}: {:.2}× (p50 {:.2}×)\n",
+        slow.mean().as_secs_f64() / fast.mean().as_secs_f64(),
+        slow.percentile(0.5).as_secs_f64() / fast.percentile(0.5).as_secs_f64()
+    );
+}
+
+/// The `n`-th callback of a series. 100 people: the first message of each creates a lead and
+/// a dialog, the rest append. The `WARM_UP` untimed ones come from 100 other people, so the
+/// measured ones still begin with the first message of each of theirs.
 fn callback(n: usize) -> Vec<u8> {
-    // 100 people: the first message of each creates a lead and a dialog, the rest append.
-    let user = (n % 100) as i64 + 1;
+    let people = if n < WARM_UP { 101 } else { 1 };
+    let user = (n % 100) as i64 + people;
     json!({
         "type": "message_new", "group_id": GROUP, "event_id": format!("bench-{n}"), "v": "5.199", "secret": SECRET,
         "object": {"message": {"id": n + 1, "date": 1_767_261_600, "peer_id": user, "from_id": user,
@@ -198,6 +230,12 @@ fn load(options: &Options, store: SharedStore) -> anyhow::Result<Plugin> {
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let wasm_size = std::fs::metadata(&options.plugin)?.len();
     println!("# vk-host bench\n");
+    println!(
+        "machine: {} {}, {} CPUs; every series after {WARM_UP} untimed calls of its own step",
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
+    );
     println!("plugin: {} ({} bytes)", options.plugin.display(), wasm_size);
     let cold_cache = std::env::temp_dir().join(format!("vk-bench-cache-{}", std::process::id()));
     // The same load twice into a new cache: the first compiles, the second finds the artifact.
@@ -217,7 +255,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     );
 
     let n = options.callbacks;
-    let bodies: Vec<Vec<u8>> = (0..n).map(callback).collect();
+    let bodies: Vec<Vec<u8>> = (0..WARM_UP + n).map(callback).collect();
 
     let native_store: SharedStore = Arc::new(MemoryStore::new());
     let native_view = Namespace::plugin(native_store);
@@ -255,7 +293,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let instantiate = Series::measure("instantiate + drop only", n, |_| {
         plugin.call(|_, _| Ok(())).expect("instantiates");
     });
-    let spin = spin_callbacks(options, &bodies)?;
+    let spin = spin_callbacks(options, &bodies, n)?;
 
     println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
     print_table(
@@ -269,20 +307,26 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             &instantiate,
         ],
     );
-    println!(
-        "\ncomponent / native time per callback: {:.2}× (p50 {:.2}×)\n",
-        native.per_second() / component.per_second(),
-        component.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
+    println!();
+    print_ratio("component / native time per callback", &component, &native);
+    print_ratio(
+        "component api export / vk-api native time per callback",
+        &component_api,
+        &native_api,
+    );
+    print_ratio("Spin component / native time per callback", &spin, &native);
+    print_ratio(
+        "Spin component / component webhook export time per callback",
+        &spin,
+        &component,
     );
     println!(
-        "component api export / vk-api native time per callback: {:.2}× (p50 {:.2}×)\n",
-        native_api.per_second() / component_api.per_second(),
-        component_api.percentile(0.5).as_secs_f64() / native_api.percentile(0.5).as_secs_f64()
-    );
-    println!(
-        "Spin component / native time per callback: {:.2}× (p50 {:.2}×)\n",
-        native.per_second() / spin.per_second(),
-        spin.percentile(0.5).as_secs_f64() / native.percentile(0.5).as_secs_f64()
+        "component - native per callback: {:.1} µs (mean), {:.1} µs (p50); \
+         instantiate + drop alone: {:.1} µs (mean), {:.1} µs (p50)\n",
+        micros(component.mean()) - micros(native.mean()),
+        micros(component.percentile(0.5)) - micros(native.percentile(0.5)),
+        micros(instantiate.mean()),
+        micros(instantiate.percentile(0.5))
     );
 
     lists(options)?;
@@ -291,7 +335,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
 /// The same callbacks through the Spin component (`wasi:http` request in, SQLite in memory
 /// behind the Spin interface), handled in-process: no socket, like the other two paths.
-fn spin_callbacks(options: &Options, bodies: &[Vec<u8>]) -> anyhow::Result<Series> {
+/// `bodies` holds the `WARM_UP` untimed callbacks, then the `count` measured ones.
+fn spin_callbacks(options: &Options, bodies: &[Vec<u8>], count: usize) -> anyhow::Result<Series> {
     let variables = [
         ("access_token", ""),
         ("secret", SECRET),
@@ -327,7 +372,7 @@ fn spin_callbacks(options: &Options, bodies: &[Vec<u8>]) -> anyhow::Result<Serie
     );
     Ok(Series::measure(
         "message_new, Spin component (wasi:http, SQLite)",
-        bodies.len(),
+        count,
         |i| {
             let (status, answer) = post(bodies[i].clone());
             assert_eq!(
@@ -346,31 +391,47 @@ fn lists(options: &Options) -> anyhow::Result<()> {
     let view = plugin.storage();
     let (employee, token) = connected(view.as_ref());
     let core = Core::new(view.as_ref(), &Offline, &SystemClock);
-    let filled = Instant::now();
-    for d in 0..options.dialogs {
-        let user = d as i64 + 1_000_000;
-        let body = json!({"type": "message_new", "group_id": GROUP, "event_id": format!("fill-{d}"), "secret": SECRET,
-            "object": {"message": {"id": 1, "peer_id": user, "from_id": user, "text": "hi"}}});
-        core.handle_callback(body.to_string().as_bytes())
-            .expect("fill");
-    }
-    let page = core
-        .dialogs(employee, DialogStatus::Open, None, 50)
-        .expect("list");
-    let ids: Vec<_> = page.items.iter().map(|d| d.id).collect();
+    // Stores the dialogs with these numbers; returns how long that took.
+    let fill = |dialogs: std::ops::Range<usize>| {
+        let started = Instant::now();
+        for d in dialogs {
+            let user = d as i64 + 1_000_000;
+            let body = json!({"type": "message_new", "group_id": GROUP, "event_id": format!("fill-{d}"), "secret": SECRET,
+                "object": {"message": {"id": 1, "peer_id": user, "from_id": user, "text": "hi"}}});
+            core.handle_callback(body.to_string().as_bytes())
+                .expect("fill");
+        }
+        started.elapsed()
+    };
+    let open_page = || {
+        core.dialogs(employee, DialogStatus::Open, None, 50)
+            .expect("list")
+    };
+    let reads = options.reads;
+    // The first page with a 25th of the dialogs stored too: a page costs the same with more.
+    let few = options.dialogs / 25;
+    let mut filled = fill(0..few);
+    let few_page = Series::measure(
+        format!("open lines, first page of 50, native, {few} dialogs"),
+        reads,
+        |_| {
+            open_page();
+        },
+    );
+    filled += fill(few..options.dialogs);
+    let ids: Vec<_> = open_page().items.iter().map(|d| d.id).collect();
     let keys = view.scan("", None, u32::MAX).map(|e| e.len()).unwrap_or(0);
     println!(
         "## Lists with {} dialogs ({keys} keys; filled in {:.1} s)\n",
         options.dialogs,
-        filled.elapsed().as_secs_f64()
+        filled.as_secs_f64()
     );
     let actor = employee.to_string();
-    let reads = options.reads;
     let open_lines = api_request("GET", "/api/dialogs?limit=50", Some(&token), b"");
     let series = [
+        few_page,
         Series::measure("open lines, first page of 50, native", reads, |_| {
-            core.dialogs(employee, DialogStatus::Open, None, 50)
-                .expect("list");
+            open_page();
         }),
         Series::measure("open lines, first page of 50, component", reads, |_| {
             plugin

@@ -129,13 +129,20 @@ impl Http for Outbound {
 }
 
 impl wit::Host for State {
+    /// The wait for VK never outlasts the call: it is cut to what the call's deadline leaves,
+    /// so the guest hears `timeout` and records the message as still pending instead of being
+    /// stopped half-way.
     fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::HttpError> {
+        let Some(left) = self.lane.before_outbound() else {
+            return Err(wit::HttpError::Timeout);
+        };
+        let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
         let request = HttpRequest {
             post: matches!(request.method, wit::Method::Post),
             url: request.url,
             headers: request.headers,
             body: request.body,
-            timeout_ms: request.timeout_ms,
+            timeout_ms: request.timeout_ms.min(left_ms),
         };
         match self.http.send(request) {
             Ok(response) => Ok(wit::Response {

@@ -9,5 +9,6 @@ pub mod api;
 pub mod bench;
 pub mod http;
 pub mod plugin;
+pub mod server;
 pub mod spin;
 pub mod storage;

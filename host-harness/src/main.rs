@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use vk_host::api::{self, App};
 use vk_host::http::Outbound;
 use vk_host::plugin::{Limits, Plugin};
+use vk_host::server::{self, Bounds};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
 use vk_host::storage::{DbStore, SharedStore};
 
@@ -65,6 +66,13 @@ struct ServeSpin {
     /// The longest one request may run, in milliseconds (waiting for VK included).
     #[arg(long, default_value_t = 30_000)]
     call_timeout_ms: u64,
+    /// The most client connections open at once (kept below the file descriptor limit).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// How long a client connection may go without a request in progress, and how long a
+    /// request's body may take to arrive, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    client_timeout_ms: u64,
 }
 
 #[derive(Args)]
@@ -100,9 +108,21 @@ struct Serve {
     /// Keep everything in memory instead (lost on exit).
     #[arg(long, conflicts_with = "db")]
     memory: bool,
-    /// The token that authorizes admin calls (settings, employees).
+    /// The token that authorizes admin calls (settings, employees): at least 16 characters,
+    /// not an example from the docs, unless `--local-trial`.
     #[arg(long, env = "VK_HOST_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A trial on this machine: any admin token is accepted, and only a loopback address may
+    /// be listened on.
+    #[arg(long)]
+    local_trial: bool,
+    /// The most client connections open at once (kept below the file descriptor limit).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// How long a client connection may go without a request in progress, and how long a
+    /// request's body may take to arrive, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    client_timeout_ms: u64,
     /// Where VK's API is reached instead of https://api.vk.com (e.g. a local stand-in).
     #[arg(long)]
     vk_api_base: Option<String>,
@@ -150,6 +170,7 @@ fn main() {
 }
 
 fn serve(args: Serve) -> anyhow::Result<()> {
+    check_admin_token(args.admin_token.as_deref(), args.local_trial, args.listen)?;
     let store: SharedStore = if args.memory {
         Arc::new(vk_core::memory::MemoryStore::new())
     } else {
@@ -186,45 +207,101 @@ fn serve(args: Serve) -> anyhow::Result<()> {
             "vk-host: no admin token: the admin API is closed (set --admin-token or VK_HOST_ADMIN_TOKEN)"
         );
     }
-    let intake = limits.instances / 4;
+    let intake = limits.running() / 4;
     let app = App {
         plugin,
         admin_token: args.admin_token.map(Arc::from),
-        slots: Arc::new(Semaphore::new((limits.instances - intake) as usize)),
+        slots: Arc::new(Semaphore::new((limits.running() - intake) as usize)),
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
     };
     let every = Duration::from_millis(args.flush_interval_ms);
-    serve_until_ctrl_c(args.listen, api::router(app.clone()), move |address| {
-        eprintln!(
-            "vk-host: VK callback address: http://{address}{}",
-            api::CALLBACK_PATH
-        );
-        tokio::spawn(flush_forever(app, every));
-    })
+    let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);
+    serve_until_ctrl_c(
+        args.listen,
+        api::router(app.clone()),
+        bounds,
+        move |address| {
+            eprintln!(
+                "vk-host: VK callback address: http://{address}{}",
+                api::CALLBACK_PATH
+            );
+            tokio::spawn(flush_forever(app, every));
+        },
+    )
 }
 
 /// Binds `listen`, says where, runs `started` (more log lines, background tasks) and serves
-/// `router` until Ctrl-C.
+/// `router` within `bounds` until Ctrl-C.
 fn serve_until_ctrl_c(
     listen: SocketAddr,
     router: axum::Router,
+    bounds: Bounds,
     started: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let bounds = Bounds {
+        max_connections: server::connection_cap(bounds.max_connections),
+        ..bounds
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let address = listener.local_addr()?;
-        eprintln!("vk-host: listening on http://{address}");
+        eprintln!(
+            "vk-host: listening on http://{address} (at most {} connections)",
+            bounds.max_connections
+        );
         started(address);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                tokio::signal::ctrl_c().await.ok();
-            })
-            .await?;
+        server::serve(listener, router, bounds, async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await?;
         Ok(())
     })
+}
+
+/// Admin tokens the docs show as examples; a server started with one is open to anyone who
+/// read them.
+const EXAMPLE_TOKENS: [&str; 8] = [
+    "change-me",
+    "changeme",
+    "admin",
+    "password",
+    "secret",
+    "token",
+    "admin-token",
+    "test",
+];
+/// The shortest admin token a server accepts outside a local trial.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+/// Refuses a short or example admin token unless this is a local trial, and a local trial
+/// anywhere but on a loopback address.
+fn check_admin_token(
+    token: Option<&str>,
+    local_trial: bool,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    if local_trial {
+        anyhow::ensure!(
+            listen.ip().is_loopback(),
+            "--local-trial listens on this machine only (a loopback address such as 127.0.0.1), not {listen}"
+        );
+        return Ok(());
+    }
+    let Some(token) = token.map(str::trim) else {
+        return Ok(());
+    };
+    let example = EXAMPLE_TOKENS
+        .iter()
+        .any(|example| token.eq_ignore_ascii_case(example));
+    anyhow::ensure!(
+        !example && token.chars().count() >= MIN_ADMIN_TOKEN,
+        "the admin token must be at least {MIN_ADMIN_TOKEN} characters and not an example from the docs \
+         (generate one, e.g. `openssl rand -hex 24`), or add --local-trial for a trial on this machine"
+    );
+    Ok(())
 }
 
 /// The outbox timer: retries waiting messages and fills in missing names.
@@ -279,7 +356,8 @@ fn serve_spin(args: ServeSpin) -> anyhow::Result<()> {
         .iter()
         .map(|route| format!("vk-host: route {} -> {}", route.path, route.component))
         .collect();
-    serve_until_ctrl_c(args.listen, spin::router(app), move |_| {
+    let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);
+    serve_until_ctrl_c(args.listen, spin::router(app), bounds, move |_| {
         for route in routes {
             eprintln!("{route}");
         }

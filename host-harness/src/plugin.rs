@@ -9,10 +9,11 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -42,6 +43,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Instances alive at once (the pool's size).
     pub instances: u32,
+    /// Of those, how many may be waiting for VK after giving up their lane (see [`Lane`]).
+    pub waiting_on_vk: u32,
 }
 
 impl Limits {
@@ -52,6 +55,17 @@ impl Limits {
             .instances(16)
             .trap_on_grow_failure(true)
             .build()
+    }
+
+    /// Instances that run calls; the rest are for calls waiting on VK.
+    pub fn running(&self) -> u32 {
+        self.instances - self.waiting_on_vk
+    }
+
+    /// What is left of a call's time when its last outbound request must give up, so that
+    /// the call can still record the outcome and answer before its deadline.
+    pub(crate) fn outbound_margin(&self) -> Duration {
+        (self.deadline / 5).min(Duration::from_secs(2))
     }
 
     /// The deadline in epoch ticks, for `Store::set_epoch_deadline`.
@@ -66,7 +80,8 @@ impl Default for Limits {
         Limits {
             deadline: Duration::from_secs(30),
             memory_bytes: 64 << 20,
-            instances: 64,
+            instances: 128,
+            waiting_on_vk: 64,
         }
     }
 }
@@ -78,6 +93,41 @@ pub struct State {
     limits: StoreLimits,
     pub(crate) store: Arc<Namespace>,
     pub(crate) http: Arc<Outbound>,
+    pub(crate) lane: Lane,
+}
+
+/// Where a call stands in the host's admission of calls, and how long it may still run.
+///
+/// A call starts with a permit of its lane (VK's callbacks, or the operator API and the
+/// outbox timer). When it first waits for VK, it trades that permit for one of the calls
+/// waiting on VK, if one is free: a slow VK then holds instances set apart for waiting, not
+/// the lane, and other employees' requests keep running.
+pub(crate) struct Lane {
+    permit: Option<OwnedSemaphorePermit>,
+    waiting: Arc<Semaphore>,
+    traded: bool,
+    /// When the call is stopped.
+    ends_at: Instant,
+    margin: Duration,
+}
+
+impl Lane {
+    /// How long the next outbound request may wait, so that the call still ends in time
+    /// (`None`: no time is left for one); frees the call's lane for others.
+    pub(crate) fn before_outbound(&mut self) -> Option<Duration> {
+        if !self.traded
+            && self.permit.is_some()
+            && let Ok(waiting) = self.waiting.clone().try_acquire_owned()
+        {
+            self.permit = Some(waiting);
+            self.traded = true;
+        }
+        let left = self
+            .ends_at
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(self.margin);
+        (!left.is_zero()).then_some(left)
+    }
 }
 
 /// The `types` interface has no functions; the linker still asks for its host side.
@@ -152,6 +202,8 @@ pub struct Plugin {
     store: Arc<Namespace>,
     http: Arc<Outbound>,
     limits: Limits,
+    /// Permits for calls waiting on VK (see [`Lane`]).
+    waiting: Arc<Semaphore>,
     /// How long loading took, and whether the compiled code came from the cache.
     pub load_report: LoadReport,
 }
@@ -194,6 +246,7 @@ impl Plugin {
             store: Arc::new(Namespace::plugin(store)),
             http,
             limits,
+            waiting: Arc::new(Semaphore::new(limits.waiting_on_vk as usize)),
             load_report: LoadReport {
                 from_cache,
                 load_time: started.elapsed(),
@@ -206,12 +259,29 @@ impl Plugin {
         &self,
         call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        self.call_in_lane(None, call)
+    }
+
+    /// [`Plugin::call`] for a call admitted with `permit`, which it holds until it ends or
+    /// trades for a wait on VK (see [`Lane`]).
+    pub fn call_in_lane<R>(
+        &self,
+        permit: Option<OwnedSemaphorePermit>,
+        call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits: self.limits.store_limits(),
             store: self.store.clone(),
             http: self.http.clone(),
+            lane: Lane {
+                permit,
+                waiting: self.waiting.clone(),
+                traded: false,
+                ends_at: Instant::now() + self.limits.deadline,
+                margin: self.limits.outbound_margin(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -26,9 +26,43 @@ pub struct DbStore {
     db: Database,
 }
 
+/// Creates `path` (and its folder, if missing) readable and writable by the owner only, or
+/// takes such rights away from others on an existing file: the database holds the community's
+/// access key and secret. Says so when it had to tighten an existing file.
+pub fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        eprintln!(
+            "vk-host: {} was readable by others; it is now readable by its owner only",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 impl DbStore {
-    /// Opens (or creates) the database file.
+    /// Opens (or creates) the database file, readable by its owner only.
     pub fn open(path: &Path) -> anyhow::Result<DbStore> {
+        private_file(path)?;
         let db = Database::create(path)
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
         let tx = db.begin_write()?;

@@ -13,12 +13,19 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+/// The route VK posts its callbacks to.
+pub const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
+
 /// The community every test connects.
 pub const GROUP: i64 = 218_765_432;
 pub const SECRET: &str = "Qm9v-crm-7f3a91c2e4-Zx81kP0q-t7Lw3Ndf";
 pub const CONFIRMATION: &str = "5e1d9c0b";
 pub const ACCESS_TOKEN: &str = "vk1.a.SECRET-ACCESS-KEY-0123456789abcdefAb3x";
 pub const ADMIN: &str = "admin-token-for-tests";
+
+/// The API version VK's docs and schema name (VK_FACTS §3.1), which the plugin sends unless
+/// the settings say otherwise.
+pub const API_VERSION: &str = "5.199";
 
 /// What the stand-in does on the next call of a method instead of answering normally.
 #[derive(Debug, Clone)]
@@ -31,17 +38,40 @@ pub enum Failure {
     Late(Duration),
 }
 
-#[derive(Default)]
+/// One call VK got: the method, the form's parameters and the headers (names in lower case).
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    params: HashMap<String, String>,
+    headers: HashMap<String, String>,
+}
+
+/// A VK error object's code and text.
+type VkError = (i64, String);
+
 struct Recorded {
-    calls: Vec<(String, HashMap<String, String>)>,
+    calls: Vec<Call>,
     failures: HashMap<String, VecDeque<Failure>>,
-    /// (peer_id, random_id) → VK message id: VK keeps one message per random_id in a dialog.
-    sent: HashMap<(String, String), i64>,
+    /// (peer, random_id) → VK message id: VK keeps one message per nonzero random_id in a
+    /// dialog.
+    sent: HashMap<(i64, i32), i64>,
     delivered: Vec<(i64, String)>,
     next_id: i64,
+    /// The `v` every call must carry.
+    version: String,
+    /// Calls VK would refuse or the test does not expect; a stand-in dropped with any fails
+    /// its test.
+    violations: Vec<String>,
 }
 
 /// A local stand-in for `https://api.vk.com`, answering as VK does and recording every call.
+///
+/// Like VK it reads a POST's parameters from its form body only
+/// (`application/x-www-form-urlencoded`), checks `v` (error 8), then `access_token` (error 5),
+/// then each method's required parameters (error 100), in the words VK answers with. Every
+/// such refusal, and every call whose `v` is not the expected version ([`API_VERSION`] unless
+/// [`VkStandIn::expect_version`] says otherwise), is a violation: dropping the stand-in with
+/// violations fails the test.
 pub struct VkStandIn {
     pub base: String,
     state: Arc<Mutex<Recorded>>,
@@ -56,8 +86,13 @@ impl VkStandIn {
             .build()
             .expect("a runtime for the stand-in");
         let state = Arc::new(Mutex::new(Recorded {
+            calls: Vec::new(),
+            failures: HashMap::new(),
+            sent: HashMap::new(),
+            delivered: Vec::new(),
             next_id: 1000,
-            ..Recorded::default()
+            version: API_VERSION.to_owned(),
+            violations: Vec::new(),
         }));
         let app = axum::Router::new()
             .route("/method/{name}", post(method))
@@ -83,19 +118,38 @@ impl VkStandIn {
             .push_back(failure);
     }
 
+    /// From now on, every call must carry `v=<version>`.
+    pub fn expect_version(&self, version: &str) {
+        self.lock().version = version.to_owned();
+    }
+
     /// The parameters of every call of `method`, in order.
     pub fn calls(&self, method: &str) -> Vec<HashMap<String, String>> {
+        self.recorded(method, |call| call.params.clone())
+    }
+
+    /// The headers of every call of `method`, in order (names in lower case).
+    pub fn headers(&self, method: &str) -> Vec<HashMap<String, String>> {
+        self.recorded(method, |call| call.headers.clone())
+    }
+
+    /// The messages VK delivered to people: (peer_id, text), once per nonzero random_id.
+    pub fn delivered(&self) -> Vec<(i64, String)> {
+        self.lock().delivered.clone()
+    }
+
+    /// The violations so far, which are then forgotten (for a test that makes them on purpose).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().violations)
+    }
+
+    fn recorded<T>(&self, method: &str, part: impl Fn(&Call) -> T) -> Vec<T> {
         self.lock()
             .calls
             .iter()
-            .filter(|(m, _)| m == method)
-            .map(|(_, p)| p.clone())
+            .filter(|call| call.method == method)
+            .map(part)
             .collect()
-    }
-
-    /// The messages VK delivered to people: (peer_id, text), once per random_id.
-    pub fn delivered(&self) -> Vec<(i64, String)> {
-        self.lock().delivered.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
@@ -103,51 +157,173 @@ impl VkStandIn {
     }
 }
 
-async fn method(
-    State(state): State<Arc<Mutex<Recorded>>>,
-    Path(name): Path<String>,
-    body: String,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let params = parse_form(&body);
-    let (failure, answer) = {
-        let mut s = state.lock().expect("stand-in state");
-        s.calls.push((name.clone(), params.clone()));
-        let failure = s.failures.get_mut(&name).and_then(VecDeque::pop_front);
-        let answer = match (&failure, name.as_str()) {
-            (Some(Failure::Vk(code, text)), _) => {
-                json!({"error": {"error_code": code, "error_msg": text, "request_params": [{"key": "method", "value": name}]}})
+impl Drop for VkStandIn {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = self.take_violations();
+        assert!(
+            violations.is_empty(),
+            "VK would not take these calls, or the test expected others:\n{}",
+            violations.join("\n")
+        );
+    }
+}
+
+impl Recorded {
+    /// VK's answer to a call no failure was queued for.
+    fn answer(&mut self, method: &str, params: &HashMap<String, String>) -> Result<Value, VkError> {
+        let Some(version) = present(params, "v") else {
+            return Err((8, "Invalid request: v is required".into()));
+        };
+        if version != self.version {
+            self.violations.push(format!(
+                "{method}: v={version}, the test expects v={}",
+                self.version
+            ));
+        }
+        match present(params, "access_token") {
+            None => {
+                return Err((
+                    5,
+                    "User authorization failed: no access_token passed.".into(),
+                ));
             }
-            (Some(Failure::Status(_)), _) => json!({}),
-            (_, "users.get") => {
-                let users: Vec<Value> = params
-                    .get("user_ids")
-                    .map(String::as_str)
-                    .unwrap_or("")
+            Some(token) if token != ACCESS_TOKEN => {
+                return Err((
+                    5,
+                    "User authorization failed: invalid access_token (4).".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        match method {
+            "users.get" => {
+                let ids =
+                    present(params, "user_ids").ok_or_else(|| invalid("user_ids is undefined"))?;
+                let users: Vec<Value> = ids
                     .split(',')
                     .filter_map(|id| id.parse::<i64>().ok())
                     .map(|id| json!({"id": id, "first_name": format!("Ivan{id}"), "last_name": "Petrov", "can_access_closed": true, "is_closed": false}))
                     .collect();
-                json!({"response": users})
+                Ok(json!({"response": users}))
             }
-            (_, "messages.send") => {
-                let peer = params.get("peer_id").cloned().unwrap_or_default();
-                let random = params.get("random_id").cloned().unwrap_or_default();
-                let known = s.sent.get(&(peer.clone(), random.clone())).copied();
-                let id = match known {
-                    Some(id) => id,
-                    None => {
-                        s.next_id += 1;
-                        let id = s.next_id;
-                        s.sent.insert((peer.clone(), random), id);
-                        let text = params.get("message").cloned().unwrap_or_default();
-                        s.delivered.push((peer.parse().unwrap_or(0), text));
-                        id
-                    }
-                };
-                json!({"response": id})
+            "messages.send" => {
+                let peer: i64 = present(params, "peer_id")
+                    .or_else(|| present(params, "user_id"))
+                    .ok_or_else(|| invalid("you should specify peer_id, user_id, domain, chat_id or user_ids param"))?
+                    .parse()
+                    .map_err(|_| invalid("peer_id not integer"))?;
+                let random: i32 = present(params, "random_id")
+                    .ok_or_else(|| invalid("random_id is a required parameter"))?
+                    .parse()
+                    .map_err(|_| invalid("random_id not integer"))?;
+                let text = present(params, "message");
+                if text.is_none() && present(params, "attachment").is_none() {
+                    return Err(invalid("message is empty or invalid"));
+                }
+                // 0 asks for no uniqueness check: every such send is a new message.
+                if let Some(id) = self.sent.get(&(peer, random)) {
+                    return Ok(json!({"response": id}));
+                }
+                self.next_id += 1;
+                if random != 0 {
+                    self.sent.insert((peer, random), self.next_id);
+                }
+                self.delivered
+                    .push((peer, text.unwrap_or_default().to_owned()));
+                Ok(json!({"response": self.next_id}))
             }
-            _ => json!({"error": {"error_code": 3, "error_msg": "Unknown method passed"}}),
+            _ => Err((3, "Unknown method passed".into())),
+        }
+    }
+}
+
+/// A parameter given with a value.
+fn present<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// VK's error 100 with its detail.
+fn invalid(detail: &str) -> VkError {
+    (
+        100,
+        format!("One of the parameters specified was missing or invalid: {detail}"),
+    )
+}
+
+/// VK's error object, echoing the request's parameters (never the access key) as VK does.
+fn vk_error(method: &str, params: &HashMap<String, String>, (code, text): &VkError) -> Value {
+    let mut echoed: Vec<Value> = vec![
+        json!({"key": "method", "value": method}),
+        json!({"key": "oauth", "value": "1"}),
+    ];
+    let mut names: Vec<&String> = params.keys().filter(|k| *k != "access_token").collect();
+    names.sort();
+    echoed.extend(
+        names
+            .into_iter()
+            .map(|name| json!({"key": name, "value": params[name]})),
+    );
+    json!({"error": {"error_code": code, "error_msg": text, "request_params": echoed}})
+}
+
+async fn method(
+    State(state): State<Arc<Mutex<Recorded>>>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let content_type = headers.get("content-type").cloned().unwrap_or_default();
+    let form = content_type.split(';').next().is_some_and(|mime| {
+        mime.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    // VK reads a POST's parameters from its form: a body of another type says nothing.
+    let params = if form {
+        form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let (failure, answer) = {
+        let mut s = state.lock().expect("stand-in state");
+        s.calls.push(Call {
+            method: name.clone(),
+            params: params.clone(),
+            headers,
+        });
+        if !form {
+            s.violations
+                .push(format!("{name}: content type {content_type:?}, not a form"));
+        }
+        let failure = s.failures.get_mut(&name).and_then(VecDeque::pop_front);
+        let answer = match &failure {
+            Some(Failure::Vk(code, text)) => vk_error(&name, &params, &(*code, (*text).to_owned())),
+            Some(Failure::Status(_)) => json!({}),
+            Some(Failure::Late(_)) | None => match s.answer(&name, &params) {
+                Ok(answer) => answer,
+                Err(error) => {
+                    s.violations
+                        .push(format!("{name}: VK error {} {:?}", error.0, error.1));
+                    vk_error(&name, &params, &error)
+                }
+            },
         };
         (failure, answer)
     };
@@ -163,12 +339,6 @@ async fn method(
         }
         _ => axum::Json(answer).into_response(),
     }
-}
-
-fn parse_form(body: &str) -> HashMap<String, String> {
-    form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// The plugin the build leaves (`make plugin`), and its fault-injecting twin (`make faulty-plugin`).
@@ -257,7 +427,19 @@ pub struct Host {
 impl Host {
     /// Starts `vk-host <args> --listen 127.0.0.1:0` and waits until it listens.
     pub fn start(args: &[String]) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vk-host"))
+        Host::start_under(&[], args)
+    }
+
+    /// Like [`Host::start`], run by a `wrapper` command that ends by executing its arguments
+    /// (`prlimit … --`, for example).
+    pub fn start_under(wrapper: &[&str], args: &[String]) -> Host {
+        let binary = env!("CARGO_BIN_EXE_vk-host");
+        let (program, before) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, [rest, &[binary]].concat()),
+            None => (binary, Vec::new()),
+        };
+        let mut child = Command::new(program)
+            .args(before)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
@@ -270,8 +452,13 @@ impl Host {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("listening on ").nth(1) {
-                    tx.send(address.trim().to_owned()).ok();
+                // `… listening on http://<address>`, maybe followed by more words.
+                let address = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next());
+                if let Some(address) = address {
+                    tx.send(address.to_owned()).ok();
                 }
                 sink.lock().expect("logs").push(line);
             }
@@ -345,10 +532,25 @@ impl Host {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> (u16, String) {
+        self.request_with_headers(method, path, token, body, &[])
+    }
+
+    /// Sends a request with extra headers; returns the status and the body as text.
+    pub fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
         let url = format!("{}{path}", self.base);
         let mut request = ureq::http::Request::builder().method(method).uri(url);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let outcome = match body {
             Some(body) => self.agent.run(
@@ -389,9 +591,20 @@ impl Host {
     pub fn callback(&self, event: &Value) -> (u16, String) {
         self.request(
             "POST",
-            "/settings/integrations/vk-group/call-back",
+            CALLBACK_PATH,
             None,
             Some(event.to_string().into_bytes()),
+        )
+    }
+
+    /// Posts a VK callback as VK's `retry`-th redelivery (with `X-Retry-Counter`).
+    pub fn callback_redelivered(&self, event: &Value, retry: u32) -> (u16, String) {
+        self.request_with_headers(
+            "POST",
+            CALLBACK_PATH,
+            None,
+            Some(event.to_string().into_bytes()),
+            &[("x-retry-counter", &retry.to_string())],
         )
     }
 
@@ -462,27 +675,95 @@ impl World {
         Some(self.staff[n].token.as_str())
     }
 
-    /// The dialogs an employee sees with `status`.
+    /// The dialogs an employee sees with `status` (every page).
     pub fn dialogs(&self, n: usize, status: &str) -> Vec<Value> {
-        let (code, body) = self.host.call(
-            "GET",
-            &format!("/api/dialogs?status={status}&limit=200"),
-            self.token(n),
-            None,
-        );
-        assert_eq!(code, 200, "{body}");
-        body["dialogs"].as_array().expect("a list").clone()
+        self.every_page(
+            &self.staff[n].token,
+            &format!("/api/dialogs?status={status}"),
+            "dialogs",
+        )
     }
 
+    /// The messages of a dialog, as an employee reads them (every page).
     pub fn messages(&self, n: usize, dialog: &str) -> Vec<Value> {
-        let (code, body) = self.host.call(
-            "GET",
-            &format!("/api/dialogs/{dialog}/messages?limit=200"),
-            self.token(n),
-            None,
-        );
-        assert_eq!(code, 200, "{body}");
-        body["messages"].as_array().expect("a list").clone()
+        self.every_page(
+            &self.staff[n].token,
+            &format!("/api/dialogs/{dialog}/messages"),
+            "messages",
+        )
+    }
+
+    /// A `GET` that must succeed; returns its JSON.
+    fn read(&self, token: &str, path: &str) -> Value {
+        let (code, body) = self.host.call("GET", path, Some(token), None);
+        assert_eq!(code, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// The `field` list of every page of `path`, following the `next` cursor.
+    fn every_page(&self, token: &str, path: &str, field: &str) -> Vec<Value> {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut page = self.read(token, &format!("{path}{join}limit=200"));
+        loop {
+            items.extend(page[field].as_array().expect("a list").iter().cloned());
+            let Some(next) = page["next"].as_str() else {
+                return items;
+            };
+            let after: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+            page = self.read(token, &format!("{path}{join}limit=200&after={after}"));
+        }
+    }
+
+    /// Everything the API shows, read as the admin and the listed employees: the settings,
+    /// the employees, each employee's lists of every status, and for each dialog in any of
+    /// them the dialog, its messages, its history, its lead and the lead's counterparty and
+    /// order. Two equal snapshots mean nothing a caller can see has changed.
+    pub fn snapshot(&self) -> Value {
+        let mut lists = serde_json::Map::new();
+        let mut dialog_ids = std::collections::BTreeSet::new();
+        for (n, employee) in self.staff.iter().enumerate() {
+            let mut mine = serde_json::Map::new();
+            for status in ["open", "spam", "finished"] {
+                let dialogs = self.dialogs(n, status);
+                dialog_ids.extend(
+                    dialogs
+                        .iter()
+                        .map(|d| d["id"].as_str().expect("an id").to_owned()),
+                );
+                mine.insert(status.to_owned(), Value::Array(dialogs));
+            }
+            lists.insert(employee.id.clone(), Value::Object(mine));
+        }
+        // Any listed employee reads every dialog (there is one when any list has a dialog).
+        let reader = || self.staff[0].token.as_str();
+        let dialogs: serde_json::Map<String, Value> = dialog_ids
+            .into_iter()
+            .map(|id| {
+                let path = format!("/api/dialogs/{id}");
+                let dialog = self.read(reader(), &path);
+                let lead = self.read(reader(), dialog["lead_link"].as_str().expect("a lead link"));
+                let linked = |field: &str, route: &str| match lead[field].as_str() {
+                    Some(linked) => self.read(reader(), &format!("/api/{route}/{linked}")),
+                    None => Value::Null,
+                };
+                let everything = json!({
+                    "dialog": dialog,
+                    "messages": self.every_page(reader(), &format!("{path}/messages"), "messages"),
+                    "history": self.every_page(reader(), &format!("{path}/history"), "events"),
+                    "counterparty": linked("counterparty_id", "counterparties"),
+                    "order": linked("order_id", "orders"),
+                    "lead": lead,
+                });
+                (id, everything)
+            })
+            .collect();
+        json!({
+            "settings": self.read(ADMIN, "/api/settings"),
+            "employees": self.read(ADMIN, "/api/employees"),
+            "lists": lists,
+            "dialogs": dialogs,
+        })
     }
 
     /// The one dialog of a VK user (fails if there is not exactly one).

@@ -161,7 +161,7 @@ impl SpinApp {
             let outbound = outbound::Policy {
                 allowed: component.allowed_outbound_hosts.clone(),
                 vk_base: vk_base.clone(),
-                deadline: options.limits.deadline,
+                margin: options.limits.outbound_margin(),
             };
             components.insert(
                 route.component.clone(),
@@ -231,7 +231,10 @@ impl SpinApp {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: self.limits.store_limits(),
-            hooks: outbound::Hooks(loaded.outbound.clone()),
+            hooks: outbound::Hooks(
+                loaded.outbound.clone(),
+                Instant::now() + self.limits.deadline,
+            ),
             variables: loaded.variables.clone(),
             sqlite: sqlite::Access::new(self.sqlite.clone(), loaded.databases.clone()),
         };
@@ -333,17 +336,18 @@ fn response(answer: vk_api::Response) -> http::Response<Bytes> {
 /// The HTTP server of `serve-spin`: every request goes to [`SpinApp::respond`] after its
 /// body is read (at most [`MAX_BODY`] bytes; more is `413` before any component runs).
 pub fn router(app: Arc<SpinApp>) -> axum::Router {
-    axum::Router::new()
-        .fallback(move |request: axum::extract::Request| {
+    crate::api::guarded(
+        axum::Router::new().fallback(move |request: axum::extract::Request| {
             let app = app.clone();
             async move {
-                let (parts, body) = request.into_parts();
-                let response = match crate::api::read_capped(body).await {
-                    Ok(body) => app.respond(http::Request::from_parts(parts, body)).await,
+                let response = match crate::server::read_request(request).await {
+                    Ok((parts, body, _in_progress)) => {
+                        app.respond(http::Request::from_parts(parts, body)).await
+                    }
                     Err(refusal) => response(refusal),
                 };
                 response.map(axum::body::Body::from)
             }
-        })
-        .layer(axum::middleware::from_fn(crate::api::log))
+        }),
+    )
 }

@@ -1,11 +1,12 @@
 //! Outgoing `wasi:http` requests of a Spin component: allowed only to the origins of its
 //! `allowed_outbound_hosts` (as Spin checks them: before anything is sent, refused with
 //! `HTTP-request-denied`), with VK's origin routed to `--vk-api-base` exactly as the plugin's
-//! requests are ([`crate::http::reroute`]), and every phase bounded by the call's deadline
-//! (wasmtime's default is 600 s per phase).
+//! requests are ([`crate::http::reroute`]), and the whole exchange bounded by what the call's
+//! deadline leaves, less a margin to record the outcome (wasmtime's default is 600 s per
+//! phase).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use http_body_util::BodyExt;
@@ -19,8 +20,9 @@ pub(super) struct Policy {
     pub(super) allowed: Vec<String>,
     /// Where VK's API is reached instead of `https://api.vk.com`.
     pub(super) vk_base: Option<String>,
-    /// No phase of a request may outlast the call.
-    pub(super) deadline: Duration,
+    /// What is kept of a call's time after its last request to VK (see
+    /// [`crate::plugin::Limits::outbound_margin`]).
+    pub(super) margin: Duration,
 }
 
 impl Policy {
@@ -43,11 +45,10 @@ impl Policy {
         Ok(())
     }
 
-    /// The guest's time limits, none longer than the call's deadline.
-    fn bound(&self, asked: Option<RequestOptions>) -> RequestOptions {
+    /// The guest's time limits, none longer than `left`.
+    fn bound(asked: Option<RequestOptions>, left: Duration) -> RequestOptions {
         let asked = asked.unwrap_or_default();
-        let cap =
-            |phase: Option<Duration>| Some(phase.map_or(self.deadline, |p| p.min(self.deadline)));
+        let cap = |phase: Option<Duration>| Some(phase.map_or(left, |p| p.min(left)));
         RequestOptions {
             connect_timeout: cap(asked.connect_timeout),
             first_byte_timeout: cap(asked.first_byte_timeout),
@@ -56,8 +57,8 @@ impl Policy {
     }
 }
 
-/// The hooks of one instance.
-pub(super) struct Hooks(pub(super) Arc<Policy>);
+/// The hooks of one instance, whose call ends at `.1`.
+pub(super) struct Hooks(pub(super) Arc<Policy>, pub(super) Instant);
 
 impl WasiHttpHooks for Hooks {
     fn send_request(
@@ -74,11 +75,17 @@ impl WasiHttpHooks for Hooks {
             > + Send,
     > {
         let routed = self.0.route(&mut request);
-        let options = self.0.bound(options);
+        let left = self
+            .1
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(self.0.margin);
+        let options = Policy::bound(options, left);
         Box::new(async move {
             routed?;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, Some(options));
+            let (response, io) = tokio::time::timeout(left, sent)
+                .await
+                .map_err(|_| Error::ConnectionReadTimeout)??;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,

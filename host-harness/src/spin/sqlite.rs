@@ -52,10 +52,7 @@ impl Databases {
         static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
         let location = match database {
             Database::File(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
+                crate::storage::private_file(path)?;
                 path.to_str()
                     .with_context(|| format!("{} is not a UTF-8 path", path.display()))?
                     .to_owned()

@@ -13,6 +13,7 @@ mod json;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use vk_core::dialog::DialogStatus;
 use vk_core::directory::digest;
@@ -282,9 +283,9 @@ impl Call<'_, '_> {
         }
     }
 
-    /// The JSON body, parsed.
+    /// The JSON body, parsed (its nesting bounded before anything is built).
     fn body<T: DeserializeOwned>(&self) -> Result<T, Refusal> {
-        serde_json::from_slice(self.request.body).map_err(malformed)
+        vk_core::vk::parse_bounded(self.request.body).map_err(malformed)
     }
 
     /// A query parameter (the last one given wins).
@@ -331,18 +332,18 @@ impl Call<'_, '_> {
         Ok(Response::json(200, &json::settings(&self.core.settings()?)))
     }
 
-    /// `PUT /api/settings`: fields left out keep their value; `group_id` is read-only.
+    /// `PUT /api/settings`: fields left out keep their value; `group_id` is read-only. A key
+    /// given twice is refused, as in every body.
     fn put_settings(&self) -> Answer {
         self.admin()?;
-        let raw: Value = self.body()?;
-        if raw.get("group_id").is_some() {
+        let body: SettingsBody = self.body()?;
+        if body.group_id {
             return Err(Refusal::new(
                 400,
                 "read-only-field",
                 "`group_id` is recorded from VK's confirmation; reset it with DELETE /api/settings/group-id",
             ));
         }
-        let body: SettingsBody = serde_json::from_value(raw).map_err(malformed)?;
         let employees = body
             .employees
             .map(|list| {
@@ -577,11 +578,11 @@ fn unauthorized() -> Refusal {
     )
 }
 
-fn malformed(error: serde_json::Error) -> Refusal {
+fn malformed(why: String) -> Refusal {
     Refusal::new(
         400,
         "malformed-body",
-        format!("the body is not valid: {error}"),
+        format!("the body is not valid: {why}"),
     )
 }
 
@@ -589,17 +590,24 @@ fn required(field: &str) -> Refusal {
     Refusal::new(400, "invalid-field", format!("`{field}` is required"))
 }
 
-/// A decimal as JSON gives it: a number (`150`, `1.5`) or a string (`"150.00"`).
-fn decimal(value: &Value, field: &str) -> Result<String, Refusal> {
-    match value {
-        Value::Number(n) => Ok(n.to_string()),
-        Value::String(s) => Ok(s.clone()),
+/// A decimal as JSON gives it: a number (`150`, `1.5`) or a string (`"150.00"`), taken as the
+/// exact text sent (a number never passes through a float), for vk-core to check.
+fn decimal(value: &RawValue, field: &str) -> Result<String, Refusal> {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str(text).map_err(|e| malformed(e.to_string())),
+        Some(b'-' | b'0'..=b'9') => Ok(text.to_owned()),
         _ => Err(Refusal::new(
             400,
             "invalid-field",
             format!("`{field}` must be a number or a decimal string"),
         )),
     }
+}
+
+/// Whether a field is in the body at all (also as `null`).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(field).map(|_| true)
 }
 
 #[derive(Deserialize)]
@@ -617,6 +625,8 @@ struct SettingsBody {
     group_name: Option<String>,
     api_version: Option<String>,
     employees: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    group_id: bool,
 }
 
 #[derive(Deserialize)]
@@ -637,13 +647,13 @@ struct CommandBody {
 struct ItemBody {
     name: String,
     sku: Option<String>,
-    quantity: Value,
-    price: Value,
+    quantity: Box<RawValue>,
+    price: Box<RawValue>,
     currency: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuantityBody {
-    quantity: Value,
+    quantity: Box<RawValue>,
 }

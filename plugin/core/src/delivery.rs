@@ -89,6 +89,14 @@ pub(crate) fn mark_sent(
     tx.delete(keys::outbox(key));
 }
 
+/// Gives a message up as failed, with why, and takes it out of the outbox.
+fn fail(tx: &mut Tx<'_>, key: &str, message: &mut Message, error: SendError) {
+    message.delivery = Some(Delivery::Failed);
+    message.error = Some(error);
+    tx.put(key.to_owned(), message);
+    tx.delete(keys::outbox(key));
+}
+
 impl Core<'_> {
     /// Send: the responsible employee or a participant writes to the person.
     pub fn send(&self, actor: EmployeeId, id: DialogId, text: &str) -> Result<Message, Error> {
@@ -197,15 +205,26 @@ impl Core<'_> {
             if !pending.is_due(now) {
                 return Ok(None);
             }
+            let mut message: Message = tx.get(key)?.ok_or(Error::DialogNotFound)?;
+            // A person who denied messages since this one was queued is not written to.
+            if !Dialog::load(tx, message.dialog_id)?.messages_allowed {
+                let denied = SendError {
+                    code: 0,
+                    message: Error::MessagesDenied.to_string(),
+                };
+                fail(tx, key, &mut message, denied);
+                return Ok(Some(Err(Delivery::Failed)));
+            }
             pending.attempts += 1;
             pending.lease_until = Some(now + lease);
             tx.put(keys::outbox(key), &pending);
-            let message: Message = tx.get(key)?.ok_or(Error::DialogNotFound)?;
             let settings = self.settings_in(tx)?;
-            Ok(Some((pending, message, settings)))
+            Ok(Some(Ok((pending, message, settings))))
         })?;
-        let Some((pending, message, settings)) = leased else {
-            return Ok(None);
+        let (pending, message, settings) = match leased {
+            None => return Ok(None),
+            Some(Err(settled)) => return Ok(Some(settled)),
+            Some(Ok(lease)) => lease,
         };
         let outcome = match settings.access_token.as_deref() {
             Some(token) => {
@@ -242,13 +261,11 @@ impl Core<'_> {
                     tx.put(keys::outbox(key), &pending);
                 }
                 Err(error) => {
-                    message.delivery = Some(Delivery::Failed);
-                    message.error = Some(SendError {
+                    let error = SendError {
                         code: error.code(),
                         message: error.explain(),
-                    });
-                    tx.put(key.to_owned(), &message);
-                    tx.delete(keys::outbox(key));
+                    };
+                    fail(tx, key, &mut message, error);
                 }
             }
             Ok(message.delivery)

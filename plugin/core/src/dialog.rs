@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ids::{DialogId, EmployeeId, LeadId, MessageId};
 use crate::keys;
 use crate::settings::Settings;
-use crate::tx::{Tx, read, scan, transact};
+use crate::tx::{Tx, decode, read, scan, scan_entries, transact};
 
 /// The state of a dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +154,11 @@ pub struct Page<T> {
 
 /// The largest page any list returns.
 pub const MAX_PAGE: u32 = 200;
+/// The most stored bytes a page of messages or history carries (at least one record): a
+/// page must fit in a guest's memory however long the texts on it.
+pub const PAGE_BYTES: usize = 1 << 20;
+/// Records read per scan while a page is filled.
+const PAGE_SCAN: usize = 20;
 
 impl Dialog {
     /// The index keys that list this dialog, derived from its state alone, so keeping the
@@ -513,25 +518,37 @@ impl Core<'_> {
         ))
     }
 
+    /// A page of a list read oldest first: at most `limit` items, and no more than
+    /// [`PAGE_BYTES`] of stored records (but always one), read in small scans so that a few
+    /// huge records never have to be held at once.
     fn page<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<T>, Error> {
-        let limit = limit.clamp(1, MAX_PAGE);
-        let start = after.map(|cursor| format!("{prefix}{cursor}"));
-        let mut rows = scan::<T>(self.store, prefix, start.as_deref(), limit + 1)?;
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|(key, _)| key[prefix.len()..].to_owned())
-        } else {
-            None
-        };
-        Ok(Page {
-            items: rows.into_iter().map(|(_, item)| item).collect(),
-            next,
-        })
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut cursor = after.map(|cursor| format!("{prefix}{cursor}"));
+        loop {
+            let wanted = (limit + 1 - items.len()).min(PAGE_SCAN);
+            let rows = scan_entries(self.store, prefix, cursor.as_deref(), wanted as u32)?;
+            let last_scan = rows.len() < wanted;
+            for row in rows {
+                let full = items.len() == limit || bytes + row.value.len() > PAGE_BYTES;
+                if full && !items.is_empty() {
+                    let next = cursor.map(|key| key[prefix.len()..].to_owned());
+                    return Ok(Page { items, next });
+                }
+                bytes += row.value.len();
+                items.push(decode(&row.value)?);
+                cursor = Some(row.key);
+            }
+            if last_scan {
+                return Ok(Page { items, next: None });
+            }
+        }
     }
 
     /// Reading is open to every listed employee (by the settings in force, platform-fixed

@@ -2,6 +2,7 @@
 //! processing per event, and what each event type does to dialogs, leads and messages.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::Core;
 use crate::dialog::{Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, record};
@@ -15,6 +16,8 @@ use crate::vk::{Api, Envelope, VkMessage};
 
 /// How long a name lookup may hold up VK's answer; VK re-sends events answered slowly.
 const NAME_LOOKUP_TIMEOUT_MS: u32 = 1500;
+/// How many earlier versions of an edited message are kept (the latest ones).
+const MAX_PREVIOUS_TEXTS: usize = 10;
 /// How many pending names one flush asks VK for (one `users.get` call).
 const NAMES_PER_FLUSH: u32 = 100;
 
@@ -52,25 +55,23 @@ impl Core<'_> {
         if envelope.kind == "confirmation" {
             return self.confirm(&envelope);
         }
+        // Who sent it is checked before its object is even parsed.
         let settings = self.current_settings()?;
         check_origin(&settings, &envelope)?;
-        let dedup = dedup_key(&envelope)?;
+        let object = envelope.object()?;
+        let dedup = dedup_key(&envelope, &object)?;
         if let Some(key) = &dedup
-            && read::<serde_json::Value>(self.store, &keys::event(key))?.is_some()
+            && read::<Value>(self.store, &keys::event(key))?.is_some()
         {
             return Ok(CallbackReply::Ok);
         }
         let dedup = dedup.as_deref();
         match envelope.kind.as_str() {
-            "message_new" => self.message_new(
-                &settings,
-                VkMessage::of_message_new(envelope.object)?,
-                dedup,
-            ),
-            "message_reply" => self.message_reply(VkMessage::from_value(envelope.object)?, dedup),
-            "message_edit" => self.message_edit(VkMessage::from_value(envelope.object)?, dedup),
+            "message_new" => self.message_new(&settings, VkMessage::of_message_new(object)?, dedup),
+            "message_reply" => self.message_reply(VkMessage::from_value(object)?, dedup),
+            "message_edit" => self.message_edit(VkMessage::from_value(object)?, dedup),
             "message_allow" | "message_deny" => {
-                let user: UserEvent = serde_json::from_value(envelope.object)
+                let user: UserEvent = serde_json::from_value(object)
                     .map_err(|e| Error::MalformedBody(format!("object: {e}")))?;
                 let allowed = envelope.kind == "message_allow";
                 self.once(dedup, |tx| {
@@ -89,15 +90,13 @@ impl Core<'_> {
         Ok(CallbackReply::Ok)
     }
 
-    /// `confirmation`: answers the configured string and records the community id.
-    fn confirm(&self, envelope: &Envelope) -> Result<CallbackReply, Error> {
+    /// `confirmation`: answers the configured string and records the community id. Once a
+    /// secret is configured, only a confirmation carrying it is answered (VK sends it then),
+    /// so nobody else can record a community id or learn the string.
+    fn confirm(&self, envelope: &Envelope<'_>) -> Result<CallbackReply, Error> {
         transact(self.store, |tx| {
             let settings = self.settings_in(tx)?;
-            if let (Some(expected), Some(given)) = (&settings.secret, &envelope.secret)
-                && !same_secret(expected, given)
-            {
-                return Err(Error::WrongSecret);
-            }
+            check_secret(&settings, envelope)?;
             match settings.group_id {
                 Some(group) if group != envelope.group_id => return Err(Error::ForeignGroup),
                 Some(_) => {}
@@ -126,7 +125,7 @@ impl Core<'_> {
         transact(self.store, |tx| {
             if let Some(dedup) = dedup {
                 let key = keys::event(dedup);
-                if tx.get::<serde_json::Value>(&key)?.is_some() {
+                if tx.get::<Value>(&key)?.is_some() {
                     return Ok(());
                 }
                 tx.put(key, &crate::timestamp(now));
@@ -316,6 +315,11 @@ impl Core<'_> {
             if stored.text != message.text {
                 let old = std::mem::replace(&mut stored.text, message.text.clone());
                 stored.previous_texts.push(old);
+                let excess = stored
+                    .previous_texts
+                    .len()
+                    .saturating_sub(MAX_PREVIOUS_TEXTS);
+                stored.previous_texts.drain(..excess);
             }
             stored.attachments = message.attachments();
             stored.edited_at = Some(message.update_time.and_then(vk_time).unwrap_or(now));
@@ -447,13 +451,18 @@ fn find_ours(tx: &mut Tx<'_>, echo: &VkMessage) -> Result<Option<String>, Error>
 }
 
 /// Every event but `confirmation` must come from the connected community with its secret.
-fn check_origin(settings: &Settings, envelope: &Envelope) -> Result<(), Error> {
+fn check_origin(settings: &Settings, envelope: &Envelope<'_>) -> Result<(), Error> {
     let Some(group) = settings.group_id else {
         return Err(Error::GroupNotConfirmed);
     };
     if envelope.group_id != group {
         return Err(Error::ForeignGroup);
     }
+    check_secret(settings, envelope)
+}
+
+/// Once a secret is configured, every callback must carry it.
+fn check_secret(settings: &Settings, envelope: &Envelope<'_>) -> Result<(), Error> {
     match (&settings.secret, &envelope.secret) {
         (None, _) => Ok(()),
         (Some(expected), Some(given)) if same_secret(expected, given) => Ok(()),
@@ -474,22 +483,25 @@ fn same_secret(expected: &str, given: &str) -> bool {
 /// What makes an event "the same event" for at-most-once processing: VK's `event_id`, or
 /// for an event without one, its type and the ids in its object. `None`: an event type the
 /// integration ignores.
-fn dedup_key(envelope: &Envelope) -> Result<Option<String>, Error> {
+///
+/// The two kinds of key never meet: a derived key always holds a `:`, and an `event_id`
+/// that holds one is set apart by an `id:` prefix, which no derived key starts with. So a
+/// crafted `event_id` cannot suppress a later event that has none.
+fn dedup_key(envelope: &Envelope<'_>, object: &Value) -> Result<Option<String>, Error> {
     if let Some(id) = &envelope.event_id {
         if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
             return Err(Error::MalformedBody(
                 "`event_id` must be 1 to 128 printable characters".into(),
             ));
         }
-        return Ok(Some(id.clone()));
+        return Ok(Some(if id.contains(':') {
+            format!("id:{id}")
+        } else {
+            id.clone()
+        }));
     }
-    let message = envelope.object.get("message").unwrap_or(&envelope.object);
-    let field = |name: &str| {
-        message
-            .get(name)
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(0)
-    };
+    let message = object.get("message").unwrap_or(object);
+    let field = |name: &str| message.get(name).and_then(Value::as_i64).unwrap_or(0);
     Ok(match envelope.kind.as_str() {
         "message_new" | "message_reply" | "message_edit" => Some(format!(
             "{}:{}:{}:{}:{}",
@@ -502,23 +514,20 @@ fn dedup_key(envelope: &Envelope) -> Result<Option<String>, Error> {
         "message_allow" | "message_deny" => Some(format!(
             "{}:{}:{}",
             envelope.kind,
-            envelope
-                .object
-                .get("user_id")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0),
-            envelope
-                .object
-                .get("key")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
+            object.get("user_id").and_then(Value::as_i64).unwrap_or(0),
+            object.get("key").and_then(Value::as_str).unwrap_or("")
         )),
         _ => None,
     })
 }
 
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+const LAST_RFC3339_SECOND: i64 = 253_402_300_799;
+
+/// A VK Unix time, if it is one RFC 3339 can render; anything else is not a real time.
 fn vk_time(unix: i64) -> Option<chrono::DateTime<chrono::Utc>> {
-    (unix > 0)
+    (1..=LAST_RFC3339_SECOND)
+        .contains(&unix)
         .then(|| chrono::DateTime::from_timestamp(unix, 0))
         .flatten()
 }

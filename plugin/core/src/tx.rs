@@ -112,15 +112,23 @@ pub(crate) fn scan<T: DeserializeOwned>(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<(String, T)>, Error> {
-    store
-        .scan(prefix, after, limit)
-        .map_err(storage)?
+    scan_entries(store, prefix, after, limit)?
         .into_iter()
         .map(|e| Ok((e.key, decode(&e.value)?)))
         .collect()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+/// Lists stored entries under a prefix, undecoded (their size is known before they are).
+pub(crate) fn scan_entries(
+    store: &dyn Store,
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Entry>, Error> {
+    store.scan(prefix, after, limit).map_err(storage)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::Storage(format!("a stored record is unreadable: {e}")))
 }

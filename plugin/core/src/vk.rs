@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::dialog::Attachment;
 use crate::error::Error;
@@ -10,12 +11,26 @@ use crate::ports::{Http, HttpError, HttpRequest};
 
 /// Where VK's API lives; a host may route it elsewhere (a test stand-in).
 const API_BASE: &str = "https://api.vk.com/method/";
-/// VK's limit for one message's text.
+/// VK's limit for one message's text; a longer incoming text is cut here.
 pub const MAX_TEXT_CHARS: usize = 9000;
+/// VK sends at most 10 attachments with a message; more are not kept.
+const MAX_ATTACHMENTS: usize = 10;
+/// What an attachment's URL, kind and title may hold.
+const MAX_URL_CHARS: usize = 2048;
+const MAX_FIELD_CHARS: usize = 512;
 
-/// A Callback API notification: `{type, group_id, event_id, v, secret, object}`.
+/// Cuts `text` to its first `max_chars` characters.
+pub(crate) fn clip(text: &mut String, max_chars: usize) {
+    if let Some((end, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(end);
+    }
+}
+
+/// A Callback API notification: `{type, group_id, event_id, v, secret, object}`. The object
+/// is kept as raw text until the sender is known ([`Envelope::object`]): a forged callback
+/// costs one linear scan, never a tree.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Envelope {
+pub(crate) struct Envelope<'a> {
     #[serde(rename = "type")]
     pub kind: String,
     pub group_id: i64,
@@ -23,14 +38,63 @@ pub(crate) struct Envelope {
     pub event_id: Option<String>,
     #[serde(default)]
     pub secret: Option<String>,
-    #[serde(default)]
-    pub object: Value,
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
 }
 
-impl Envelope {
-    pub fn parse(body: &[u8]) -> Result<Envelope, Error> {
+/// How deeply VK's objects nest, with room to spare: a message with a photo's sizes is
+/// five levels deep. Deeper bodies are refused before any tree is built.
+pub const MAX_DEPTH: usize = 32;
+
+impl<'a> Envelope<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Envelope<'a>, Error> {
         serde_json::from_slice(body).map_err(|e| Error::MalformedBody(e.to_string()))
     }
+
+    /// The event's object (`null` when there is none), parsed once its sender is checked.
+    pub fn object(&self) -> Result<Value, Error> {
+        let Some(raw) = self.object else {
+            return Ok(Value::Null);
+        };
+        parse_bounded(raw.get().as_bytes())
+            .map_err(|e| Error::MalformedBody(format!("object: {e}")))
+    }
+}
+
+/// Parses JSON whose arrays and objects nest at most [`MAX_DEPTH`] levels deep; the depth is
+/// checked on the raw bytes first, so a deep body costs a scan, not a tree.
+pub fn parse_bounded<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, String> {
+    if nesting(json) > MAX_DEPTH {
+        return Err(format!("it nests deeper than {MAX_DEPTH} levels"));
+    }
+    serde_json::from_slice(json).map_err(|e| e.to_string())
+}
+
+/// The deepest nesting of arrays and objects in JSON text (brackets inside strings do not
+/// count).
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0_usize, 0, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A private message as VK sends it in callbacks (the fields the CRM keeps).
@@ -67,9 +131,14 @@ impl VkMessage {
         Self::from_value(message)
     }
 
-    /// `message_reply` and `message_edit` carry the message itself.
+    /// `message_reply` and `message_edit` carry the message itself. What is kept is bounded
+    /// (text, attachments), so no stored message outgrows what a page can carry.
     pub fn from_value(value: Value) -> Result<VkMessage, Error> {
-        serde_json::from_value(value).map_err(|e| Error::MalformedBody(format!("message: {e}")))
+        let mut message: VkMessage = serde_json::from_value(value)
+            .map_err(|e| Error::MalformedBody(format!("message: {e}")))?;
+        clip(&mut message.text, MAX_TEXT_CHARS);
+        message.attachments.truncate(MAX_ATTACHMENTS);
+        Ok(message)
     }
 
     /// A person's private dialog with the community (not a group chat, not a community).
@@ -107,7 +176,15 @@ fn attachment(raw: &Value) -> Option<Attachment> {
         _ => text("url"),
     };
     let title = text("title");
-    Some(Attachment { kind, url, title })
+    let bounded = |mut text: String, max| {
+        clip(&mut text, max);
+        text
+    };
+    Some(Attachment {
+        kind: bounded(kind, MAX_FIELD_CHARS),
+        url: url.map(|url| bounded(url, MAX_URL_CHARS)),
+        title: title.map(|title| bounded(title, MAX_FIELD_CHARS)),
+    })
 }
 
 /// The URL of the biggest picture of a `sizes`/`images` list.
@@ -355,6 +432,33 @@ mod tests {
             }
         );
         assert_eq!(got[2].url.as_deref(), Some("https://vk.com/video-1_2"));
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_only() {
+        assert_eq!(nesting(br#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(nesting(br#"{"text": "[[[[{{{{\"]]]]"}"#), 1);
+        assert_eq!(nesting(b"42"), 0);
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert_eq!(
+            parse_bounded::<Value>(deep.as_bytes()),
+            Err("it nests deeper than 32 levels".to_owned())
+        );
+        let bounded = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(matches!(
+            parse_bounded::<Value>(bounded.as_bytes()),
+            Ok(Value::Array(_))
+        ));
+    }
+
+    #[test]
+    fn clipping_cuts_at_a_character_boundary() {
+        let mut text = "ядро".to_owned();
+        clip(&mut text, 2);
+        assert_eq!(text, "яд");
+        let mut short = "ok".to_owned();
+        clip(&mut short, 5);
+        assert_eq!(short, "ok");
     }
 
     #[test]

@@ -405,7 +405,11 @@ fn attempt_that_died_half_way_is_retried_after_its_lease_and_delivered_once() {
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         vk_core::Core::new(&bench.store, &dying, &bench.clock).send(operator, dialog, "hello")
     }));
-    assert!(died.is_err());
+    let death = died.expect_err("the process died");
+    assert_eq!(
+        death.downcast_ref::<&str>(),
+        Some(&"the process died before VK's answer was recorded")
+    );
     assert_eq!(bench.vk.delivered().len(), 1);
     let pending = bench.messages(operator, dialog);
     assert_eq!(pending[1].delivery, Some(Delivery::Pending));

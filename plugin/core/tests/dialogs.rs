@@ -733,31 +733,20 @@ fn every_listed_employee_reads_every_dialog_and_outsiders_read_nothing() {
         assert!(!line.bench.history(reader, line.dialog).is_empty());
     }
     let stranger = EmployeeId::new();
-    let not_listed = Err(Error::EmployeeNotListed(stranger.to_string()));
+    let not_listed = Some(Error::EmployeeNotListed(stranger.to_string()));
+    let core = line.bench.core();
+    assert_eq!(core.dialog(stranger, line.dialog).err(), not_listed);
     assert_eq!(
-        line.bench
-            .core()
-            .dialog(stranger, line.dialog)
-            .map(|d| d.id),
+        core.messages(stranger, line.dialog, None, 10).err(),
         not_listed
     );
-    assert!(
-        line.bench
-            .core()
-            .messages(stranger, line.dialog, None, 10)
-            .is_err()
+    assert_eq!(
+        core.history(stranger, line.dialog, None, 10).err(),
+        not_listed
     );
-    assert!(
-        line.bench
-            .core()
-            .history(stranger, line.dialog, None, 10)
-            .is_err()
-    );
-    assert!(
-        line.bench
-            .core()
-            .dialogs(stranger, DialogStatus::Open, None, 10)
-            .is_err()
+    assert_eq!(
+        core.dialogs(stranger, DialogStatus::Open, None, 10).err(),
+        not_listed
     );
 }
 

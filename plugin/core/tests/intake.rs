@@ -156,16 +156,21 @@ fn refused_deny_and_reply_events_change_nothing_either() {
     let dialog = bench.person_writes(PERSON, 1042, "hello");
     let before = bench.snapshot();
 
-    for event in [
-        Event::message_deny(PERSON).with_secret(Some("wrong")),
-        Event::message_reply(PERSON, 1043, 0, "admin text").for_group(1),
-        Event::message_edit(PERSON, 1042, "edited", 1_767_262_000).with_secret(None),
+    for (event, refusal) in [
+        (
+            Event::message_deny(PERSON).with_secret(Some("wrong")),
+            Error::WrongSecret,
+        ),
+        (
+            Event::message_reply(PERSON, 1043, 0, "admin text").for_group(1),
+            Error::ForeignGroup,
+        ),
+        (
+            Event::message_edit(PERSON, 1042, "edited", 1_767_262_000).with_secret(None),
+            Error::WrongSecret,
+        ),
     ] {
-        assert!(
-            bench.deliver(&event).is_err(),
-            "{} must be refused",
-            event.kind
-        );
+        assert_eq!(bench.deliver(&event), Err(refusal), "{}", event.kind);
     }
 
     assert_eq!(bench.snapshot(), before);

@@ -371,9 +371,22 @@ fn platform_employee_list_governs_commands_and_reads_alike() {
             .map(|p| p.items.len()),
         Ok(1)
     );
-    assert!(core.messages(fixed_operator, dialog.id, None, 10).is_ok());
-    assert!(core.history(fixed_operator, dialog.id, None, 10).is_ok());
-    assert!(core.lead(fixed_operator, dialog.lead_id).is_ok());
+    assert_eq!(
+        core.messages(fixed_operator, dialog.id, None, 10)
+            .map(|page| page.items.len()),
+        Ok(1)
+    );
+    assert_eq!(
+        core.history(fixed_operator, dialog.id, None, 10)
+            .map(|(page, operators)| (page.items.len(), operators)),
+        Ok((2, vec![fixed_operator])),
+        "message-in and claimed"
+    );
+    assert_eq!(
+        core.lead(fixed_operator, dialog.lead_id)
+            .map(|(lead, _)| lead.id),
+        Ok(dialog.lead_id)
+    );
     // …and the one only stored is not listed while the platform fixes the list.
     let not_listed = Err(Error::EmployeeNotListed(stored_only.to_string()));
     assert_eq!(
