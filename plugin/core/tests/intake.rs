@@ -10,6 +10,7 @@ use vk_core::dialog::{Delivery, DialogStatus, Direction, EventKind};
 use vk_core::intake::{CallbackReply, EVENT_RETENTION_DAYS};
 use vk_core::lead::LeadStatus;
 use vk_core::ports::{Change, Store, Write};
+use vk_core::settings::SettingsUpdate;
 
 // ---- confirmation ------------------------------------------------------------------------
 
@@ -31,13 +32,25 @@ fn confirmation_answers_the_configured_string_and_records_the_group_id() {
 }
 
 #[test]
-fn confirmation_without_a_secret_is_answered_during_first_setup() {
-    let bench = Bench::configured();
+fn confirmation_without_a_secret_is_answered_only_while_no_secret_is_configured() {
+    let bench = Bench::empty();
+    bench.change_settings(SettingsUpdate {
+        confirmation: Some(CONFIRMATION.to_owned()),
+        ..SettingsUpdate::default()
+    });
     let reply = bench.deliver(&Event::confirmation().with_secret(None));
     assert_eq!(
         reply,
         Ok(CallbackReply::Confirmation(CONFIRMATION.to_owned()))
     );
+
+    // Once a secret is configured VK sends it with the confirmation too: one without it is
+    // refused, and records nothing.
+    let bench = Bench::configured();
+    let before = bench.snapshot();
+    let reply = bench.deliver(&Event::confirmation().with_secret(None));
+    assert_eq!(reply, Err(Error::WrongSecret));
+    assert_eq!(bench.snapshot(), before);
 }
 
 #[test]
