@@ -285,15 +285,8 @@ fn a_send_that_times_out_is_delivered_exactly_once_by_the_outbox() {
     for _ in 0..5 {
         world.flush();
     }
-    let sent = eventually(Duration::from_secs(15), || {
-        world.flush();
-        world
-            .messages(0, &id)
-            .iter()
-            .any(|m| m["delivery"] == "sent")
-    });
     assert!(
-        sent,
+        world.flush_until_sent(&id),
         "the outbox delivered it: {:?}",
         world.messages(0, &id)
     );

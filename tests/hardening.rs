@@ -229,14 +229,7 @@ fn a_slow_vk_never_turns_a_stored_message_into_an_error() {
         "a stored message is never reported as a failure: {message}"
     );
     std::thread::sleep(Duration::from_secs(4));
-    let sent = eventually(Duration::from_secs(15), || {
-        world.flush();
-        world
-            .messages(0, &id)
-            .iter()
-            .any(|m| m["delivery"] == "sent")
-    });
-    assert!(sent, "{:?}", world.messages(0, &id));
+    assert!(world.flush_until_sent(&id), "{:?}", world.messages(0, &id));
     assert_eq!(
         world.vk.delivered(),
         vec![(PERSON, "Торт будет готов к пятнице".to_owned())],
@@ -598,17 +591,24 @@ fn a_crafted_event_id_cannot_suppress_a_later_event_without_one() {
     assert_eq!(texts, vec![json!("Первое"), json!("Второе")]);
 }
 
-fn a_message_queued_before_the_persons_deny_is_not_sent(shell: Shell) {
-    let world = world(shell, 1);
-    let id = claimed(&world);
+/// Employee 0 claims PERSON's dialog and writes `text` while VK fails for a moment: the
+/// message waits in the outbox. Returns the dialog id.
+fn pending_send(world: &World, text: &str) -> String {
+    let id = claimed(world);
     world.vk.fail_next("messages.send", Failure::Status(503));
     let (code, message) = world.host.call(
         "POST",
         &format!("/api/dialogs/{id}/messages"),
         world.token(0),
-        Some(json!({"text": "Ваш заказ готов"})),
+        Some(json!({"text": text})),
     );
     assert_eq!((code, message["delivery"].as_str()), (201, Some("pending")));
+    id
+}
+
+fn a_message_queued_before_the_persons_deny_is_not_sent(shell: Shell) {
+    let world = world(shell, 1);
+    let id = pending_send(&world, "Ваш заказ готов");
     assert_eq!(
         world
             .host
@@ -636,15 +636,7 @@ fn a_message_queued_before_the_persons_deny_is_not_sent(shell: Shell) {
 
 fn a_waiting_message_goes_out_when_the_outbox_is_flushed(shell: Shell) {
     let world = world(shell, 1);
-    let id = claimed(&world);
-    world.vk.fail_next("messages.send", Failure::Status(503));
-    let (code, message) = world.host.call(
-        "POST",
-        &format!("/api/dialogs/{id}/messages"),
-        world.token(0),
-        Some(json!({"text": "Доставка завтра"})),
-    );
-    assert_eq!((code, message["delivery"].as_str()), (201, Some("pending")));
+    let id = pending_send(&world, "Доставка завтра");
     // Nothing retries it by itself here (Spin has no timer; the host's is off): the flush
     // a cron job or an admin calls does.
     std::thread::sleep(Duration::from_millis(1500));

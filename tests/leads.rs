@@ -34,6 +34,15 @@ fn add(world: &World, lead: &str, item: Value) -> (u16, Value) {
     )
 }
 
+fn convert(world: &World, lead: &str) -> (u16, Value) {
+    world.host.call(
+        "POST",
+        &format!("/api/leads/{lead}/convert"),
+        world.token(0),
+        None,
+    )
+}
+
 fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order(shell: Shell) {
     let (world, lead, dialog) = with_lead(shell);
     let (code, body) = add(
@@ -61,12 +70,7 @@ fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order(shell:
     );
     assert_eq!(body["items"][0]["price"], "150.00");
 
-    let (code, conversion) = world.host.call(
-        "POST",
-        &format!("/api/leads/{lead}/convert"),
-        world.token(0),
-        None,
-    );
+    let (code, conversion) = convert(&world, &lead);
     assert_eq!(code, 200, "{conversion}");
     let counterparty_id = conversion["counterparty_id"].as_str().expect("an id");
     let order_id = conversion["order_id"].as_str().expect("an id");
@@ -116,12 +120,7 @@ fn goods_are_added_and_the_lead_converts_into_a_counterparty_and_an_order(shell:
         (Some("converted"), Some(order_id))
     );
 
-    let (code, again) = world.host.call(
-        "POST",
-        &format!("/api/leads/{lead}/convert"),
-        world.token(0),
-        None,
-    );
+    let (code, again) = convert(&world, &lead);
     assert_eq!(
         (code, again["error"]["code"].as_str()),
         (409, Some("already-converted"))
@@ -200,12 +199,7 @@ fn items_change_and_bad_items_are_refused(shell: Shell) {
         ),
         (200, Some(0), Some("0.00"))
     );
-    let (code, body) = world.host.call(
-        "POST",
-        &format!("/api/leads/{lead}/convert"),
-        world.token(0),
-        None,
-    );
+    let (code, body) = convert(&world, &lead);
     assert_eq!(
         (code, body["error"]["code"].as_str()),
         (409, Some("no-items"))
@@ -231,12 +225,7 @@ fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead(shell
         &lead,
         json!({"name": "Торт", "quantity": 1, "price": 100}),
     );
-    let (code, conversion) = world.host.call(
-        "POST",
-        &format!("/api/leads/{lead}/convert"),
-        world.token(0),
-        None,
-    );
+    let (code, conversion) = convert(&world, &lead);
     assert_eq!(code, 200, "{conversion}");
     let counterparty = conversion["counterparty_id"].as_str().expect("an id");
     let order = conversion["order_id"].as_str().expect("an id");
@@ -304,12 +293,7 @@ fn a_returning_person_reopens_the_same_dialog_and_never_gets_a_second_lead(shell
             (Some(dialog.as_str()), Some("open"))
         );
     }
-    let (code, again) = world.host.call(
-        "POST",
-        &format!("/api/leads/{lead}/convert"),
-        world.token(0),
-        None,
-    );
+    let (code, again) = convert(&world, &lead);
     assert_eq!(
         (code, again["error"]["code"].as_str()),
         (409, Some("already-converted")),
@@ -388,12 +372,7 @@ fn a_conversion_racing_new_messages_and_new_goods_loses_nothing(shell: Shell) {
                 })
             })
             .collect();
-        let conversion = world.host.call(
-            "POST",
-            &format!("/api/leads/{lead}/convert"),
-            world.token(0),
-            None,
-        );
+        let conversion = convert(&world, &lead);
         (
             conversion,
             adds.into_iter()

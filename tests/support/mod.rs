@@ -784,6 +784,17 @@ impl World {
         assert_eq!(code, 200, "{body}");
         body
     }
+
+    /// Flushes the outbox until a message of `dialog` is `sent` (at most 15 s); whether one
+    /// was.
+    pub fn flush_until_sent(&self, dialog: &str) -> bool {
+        eventually(Duration::from_secs(15), || {
+            self.flush();
+            self.messages(0, dialog)
+                .iter()
+                .any(|m| m["delivery"] == "sent")
+        })
+    }
 }
 
 /// Writes the settings, creates employees and lists them, and lets VK confirm the server. On
