@@ -325,9 +325,22 @@ fn spin_toml_names_the_built_component_its_routes_and_vk() {
         .collect();
     assert_eq!(
         routes,
-        [(CALLBACK_PATH, "vk-spin"), ("/api/...", "vk-spin")]
+        [
+            (CALLBACK_PATH, "vk-spin"),
+            ("/api/...", "vk-spin"),
+            ("/", "vk-spin"),
+            ("/sign-in", "vk-spin"),
+            ("/assets/...", "vk-spin"),
+            ("/manifest.webmanifest", "vk-spin"),
+        ]
     );
-    for path in [CALLBACK_PATH, "/api/dialogs", "/api/leads/x/convert"] {
+    for path in [
+        CALLBACK_PATH,
+        "/api/dialogs",
+        "/api/leads/x/convert",
+        "/",
+        "/assets/app.js",
+    ] {
         assert_eq!(manifest.route(path), Some("vk-spin"), "{path}");
     }
     assert_eq!(manifest.route("/elsewhere"), None);

@@ -32,6 +32,8 @@ pub use vk_core::MAX_BODY;
 pub struct App {
     pub plugin: Arc<Plugin>,
     pub admin_token: Option<Arc<str>>,
+    /// Where people and VK reach the product (`--public-url`).
+    pub public_url: Option<Arc<str>>,
     /// Instances for the operator API and the outbox.
     pub slots: Arc<Semaphore>,
     /// Instances kept for VK's callbacks, so slow operator calls (a send waiting for VK)
@@ -81,9 +83,10 @@ pub(crate) fn guarded(router: Router) -> Router {
         .layer(middleware::from_fn(log))
 }
 
-/// Wrong tokens from one address: the first [`FREE_FAILURES`] in a [`FAILURE_WINDOW`] are
-/// answered at once; after that the address gets its `401`s one per [`FAILURE_PACE`],
-/// however many it sends in parallel, until the window ends. Right tokens are never slowed.
+/// Wrong tokens, sessions or sign-in codes from one address: the first [`FREE_FAILURES`] in
+/// a [`FAILURE_WINDOW`] are answered at once; after that the address gets its `401`s one
+/// per [`FAILURE_PACE`], however many it sends in parallel, until the window ends. Right
+/// tokens are never slowed.
 #[derive(Default)]
 pub(crate) struct Throttle {
     failures: std::sync::Mutex<HashMap<IpAddr, Failures>>,
@@ -145,10 +148,14 @@ async fn slow_down_guessing(
     next: Next,
 ) -> Response {
     let address = request.extensions().get::<Peer>().map(|peer| peer.0.ip());
-    let with_token = request.headers().contains_key(header::AUTHORIZATION);
+    // A token, a session cookie, or a sign-in: a `401` to anything else (a page asking
+    // whether it is signed in) is no guess.
+    let guess = request.headers().contains_key(header::AUTHORIZATION)
+        || request.headers().contains_key(header::COOKIE)
+        || request.uri().path() == "/api/sessions";
     let response = next.run(request).await;
     if let Some(address) = address
-        && with_token
+        && guess
         && response.status() == StatusCode::UNAUTHORIZED
     {
         tokio::time::sleep(throttle.failed(address)).await;
@@ -169,18 +176,47 @@ pub(crate) async fn log(request: Request, next: Next) -> Response {
     response
 }
 
-/// An answer as an HTTP response. The plugin is a guest: a status or content type it should
-/// never give still makes a valid response.
-pub(crate) fn into_http(status: u16, content_type: &str, body: Vec<u8>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = HeaderValue::from_str(content_type)
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+/// An answer as an HTTP response. The plugin is a guest: a status or a header it should
+/// never give still makes a valid response (an invalid header is left out).
+pub(crate) fn into_http<'a>(
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: Vec<u8>,
+) -> Response {
+    let mut response = body.into_response();
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    map.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            if name == header::CONTENT_TYPE {
+                map.insert(name, value);
+            } else {
+                map.append(name, value);
+            }
+        }
+    }
+    response
 }
 
 /// An answer of `vk-api` (a refusal of the host's own) as an HTTP response.
 pub(crate) fn from_api(answer: vk_api::Response) -> Response {
-    into_http(answer.status, answer.content_type, answer.body)
+    let vk_api::Response {
+        status,
+        content_type,
+        headers,
+        body,
+    } = answer;
+    let headers = std::iter::once(("content-type", content_type))
+        .chain(headers.iter().map(|(n, v)| (*n, v.as_str())));
+    into_http(status, headers, body)
 }
 
 impl App {
@@ -205,22 +241,29 @@ impl App {
             method: parts.method.as_str().to_owned(),
             path,
             query: parts.uri.query().map(str::to_owned),
-            authorization: parts
+            headers: parts
                 .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect(),
             body: body.to_vec(),
         };
-        let admin_token = self.admin_token.clone();
+        let config = api::HostConfig {
+            admin_token: self.admin_token.as_deref().map(str::to_owned),
+            public_url: self.public_url.as_deref().map(str::to_owned),
+        };
         let answer = self
             .call_on(slots, move |p, s| {
-                p.mybusiness_vk_api()
-                    .call_handle(s, &request, admin_token.as_deref())
+                p.mybusiness_vk_api().call_handle(s, &request, &config)
             })
             .await;
         match answer {
-            Ok(answer) => into_http(answer.status, &answer.content_type, answer.body),
+            Ok(answer) => {
+                let headers = answer.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                into_http(answer.status, headers, answer.body)
+            }
             Err(error) => from_api(error.into_response()),
         }
     }

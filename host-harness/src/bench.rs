@@ -176,7 +176,10 @@ fn api_request(method: &str, path: &str, token: Option<&str>, body: &[u8]) -> ap
         method: method.to_owned(),
         path: path.to_owned(),
         query,
-        authorization: token.map(|t| format!("Bearer {t}")),
+        headers: token
+            .map(|t| ("authorization".to_owned(), format!("Bearer {t}")))
+            .into_iter()
+            .collect(),
         body: body.to_vec(),
     }
 }
@@ -184,7 +187,13 @@ fn api_request(method: &str, path: &str, token: Option<&str>, body: &[u8]) -> ap
 /// Runs one request through the plugin's `api` export; panics unless it answers `status`.
 fn through_api(plugin: &Plugin, request: &api::Request, status: u16) {
     let answer = plugin
-        .call(|p, s| p.mybusiness_vk_api().call_handle(s, request, None))
+        .call(|p, s| {
+            let config = api::HostConfig {
+                admin_token: None,
+                public_url: None,
+            };
+            p.mybusiness_vk_api().call_handle(s, request, &config)
+        })
         .expect("no fault");
     assert_eq!(
         answer.status,
@@ -198,12 +207,12 @@ fn through_api(plugin: &Plugin, request: &api::Request, status: u16) {
 fn through_native_api(core: &Core<'_>, request: &api::Request, status: u16) {
     let answer = vk_api::handle(
         core,
-        None,
+        &vk_api::Config::default(),
         &vk_api::Request {
             method: &request.method,
             path: &request.path,
             query: request.query.as_deref(),
-            authorization: request.authorization.as_deref(),
+            headers: &request.headers,
             body: &request.body,
         },
     );

@@ -101,6 +101,16 @@ pub(crate) fn vk_api_base(base: &str) -> anyhow::Result<String> {
     Ok(base.to_owned())
 }
 
+/// `--public-url` checked and without a trailing `/`: an http(s) origin, optionally with a
+/// path prefix.
+pub fn public_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim_end_matches('/');
+    if origin(url).is_none() || url.contains(['?', '#']) {
+        anyhow::bail!("--public-url must be an http(s) address such as https://crm.example.com, got {url}");
+    }
+    Ok(url.to_owned())
+}
+
 /// Where a request for `url` goes: VK's origin is replaced by `vk_base` when one is set.
 pub(crate) fn reroute(url: String, vk_base: Option<&str>) -> String {
     match (vk_base, url.strip_prefix(VK_ORIGIN)) {

@@ -116,6 +116,11 @@ struct Serve {
     /// be listened on.
     #[arg(long)]
     local_trial: bool,
+    /// The address people and VK reach the product at, e.g. https://crm.example.com (behind
+    /// a proxy): the callback address and sign-in links the workspace shows start with it
+    /// [default: the address a request came to].
+    #[arg(long)]
+    public_url: Option<String>,
     /// The most client connections open at once (kept below the file descriptor limit).
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -171,6 +176,11 @@ fn main() {
 
 fn serve(args: Serve) -> anyhow::Result<()> {
     check_admin_token(args.admin_token.as_deref(), args.local_trial, args.listen)?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(vk_host::http::public_url)
+        .transpose()?;
     let store: SharedStore = if args.memory {
         Arc::new(vk_core::memory::MemoryStore::new())
     } else {
@@ -211,6 +221,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let app = App {
         plugin,
         admin_token: args.admin_token.map(Arc::from),
+        public_url: public_url.clone().map(Arc::from),
         slots: Arc::new(Semaphore::new((limits.running() - intake) as usize)),
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
     };
@@ -221,8 +232,10 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         api::router(app.clone()),
         bounds,
         move |address| {
+            let base = public_url.unwrap_or_else(|| format!("http://{address}"));
+            eprintln!("vk-host: the workspace: {base}/");
             eprintln!(
-                "vk-host: VK callback address: http://{address}{}",
+                "vk-host: VK callback address: {base}{}",
                 api::CALLBACK_PATH
             );
             tokio::spawn(flush_forever(app, every));

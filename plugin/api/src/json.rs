@@ -4,9 +4,11 @@ use serde_json::{Value, json};
 use vk_core::conversion::{Counterparty, Order};
 use vk_core::delivery::FlushReport;
 use vk_core::dialog::{
-    Delivery, Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, Page,
+    Delivery, Dialog, DialogCounts, DialogStatus, Direction, EventKind, HistoryEvent, Message,
+    Page,
 };
 use vk_core::directory::Employee;
+use vk_core::intake::ChannelState;
 use vk_core::lead::{Communication, Item, Lead, LeadStatus, format_money};
 use vk_core::settings::SettingsView;
 use vk_core::{EmployeeId, timestamp};
@@ -39,7 +41,16 @@ fn status(status: DialogStatus) -> &'static str {
     }
 }
 
-pub fn dialog(d: &Dialog) -> Value {
+fn direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Incoming => "in",
+        Direction::Outgoing => "out",
+    }
+}
+
+/// A dialog as `reader` sees it: `unread` counts for an employee (0 for the admin).
+pub fn dialog(d: &Dialog, reader: Option<EmployeeId>) -> Value {
+    let activity = &d.activity;
     json!({
         "id": d.id.to_string(),
         "status": status(d.status),
@@ -51,21 +62,38 @@ pub fn dialog(d: &Dialog) -> Value {
         "name": d.name,
         "started_at": timestamp(d.started_at),
         "messages_allowed": d.messages_allowed,
+        "last_activity_at": timestamp(d.last_activity_at()),
+        "last_message": activity.last_message.as_ref().map(|last| json!({
+            "direction": direction(last.direction),
+            "text": last.text,
+            "at": timestamp(last.at),
+        })),
+        "waiting_since": activity.waiting_since.map(timestamp),
+        "unread": reader.map_or(0, |employee| d.unread(employee)),
     })
 }
 
-pub fn dialogs(page: &Page<Dialog>) -> Value {
-    let dialogs: Vec<Value> = page.items.iter().map(dialog).collect();
+pub fn dialogs(page: &Page<Dialog>, reader: Option<EmployeeId>) -> Value {
+    let dialogs: Vec<Value> = page.items.iter().map(|d| dialog(d, reader)).collect();
     json!({"dialogs": dialogs, "next": page.next})
+}
+
+pub fn dialog_counts(counts: &DialogCounts) -> Value {
+    json!({"queue": counts.queue, "mine": counts.mine, "all": counts.all})
+}
+
+pub fn channel_state(state: &ChannelState) -> Value {
+    json!({
+        "confirmed": state.confirmed,
+        "last_event_at": state.last_event_at.map(timestamp),
+        "messages_waiting": state.messages_waiting,
+    })
 }
 
 pub fn message(m: &Message) -> Value {
     let mut body = json!({
         "id": m.id.to_string(),
-        "direction": match m.direction {
-            Direction::Incoming => "in",
-            Direction::Outgoing => "out",
-        },
+        "direction": direction(m.direction),
         "text": m.text,
         "author": m.author.map(|e| e.to_string()),
         "sent_at": timestamp(m.sent_at),
@@ -198,6 +226,20 @@ pub fn order(o: &Order, c: &Communication) -> Value {
         "lead_id": o.lead_id.to_string(),
         "communication": communication(c),
     })
+}
+
+pub fn change_stamp(stamp: &str) -> Value {
+    json!({"stamp": stamp})
+}
+
+/// A page of documents, each rendered as its own route renders it, under `field`.
+pub fn documents<T>(
+    field: &str,
+    page: &Page<(T, Communication)>,
+    render: impl Fn(&T, &Communication) -> Value,
+) -> Value {
+    let items: Vec<Value> = page.items.iter().map(|(d, c)| render(d, c)).collect();
+    json!({field: items, "next": page.next})
 }
 
 pub fn flush_report(r: &FlushReport) -> Value {

@@ -9,14 +9,16 @@
 
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod auth;
 mod json;
+mod lists;
+mod web;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use vk_core::dialog::DialogStatus;
-use vk_core::directory::digest;
+use vk_core::directory::{Subject, digest};
 use vk_core::intake::CallbackReply;
 use vk_core::lead::NewItem;
 use vk_core::settings::SettingsUpdate;
@@ -30,9 +32,31 @@ pub struct Request<'a> {
     /// The path, without the query.
     pub path: &'a str,
     pub query: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
+    /// The headers as received (names in any case).
+    pub headers: &'a [(String, String)],
     pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The first header named `name` (in any case).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// What the shell was configured with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Config<'a> {
+    /// The token that authorizes admin calls (`None`, or blank: no admin calls at all;
+    /// surrounding whitespace, such as the newline a secrets file ends with, is not part of
+    /// it).
+    pub admin_token: Option<&'a str>,
+    /// Where people and VK reach the product, e.g. `https://crm.example.com` (`None`: the
+    /// request's `host`).
+    pub public_url: Option<&'a str>,
 }
 
 /// An answer.
@@ -40,6 +64,8 @@ pub struct Request<'a> {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
+    /// Headers besides the content type.
+    pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
 
@@ -48,6 +74,10 @@ impl Response {
         Response {
             status,
             content_type: "application/json",
+            headers: vec![
+                ("cache-control", "no-store".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
             body: body.to_string().into_bytes(),
         }
     }
@@ -56,8 +86,15 @@ impl Response {
         Response {
             status: 200,
             content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
             body: text.into_bytes(),
         }
+    }
+
+    /// The same answer with one more header.
+    fn with_header(mut self, name: &'static str, value: String) -> Response {
+        self.headers.push((name, value));
+        self
     }
 
     /// A refusal in the API's one shape, `{"error": {"code", "message"}}`.
@@ -90,10 +127,11 @@ impl Response {
     }
 }
 
-/// Whether a path can name a route at all: VK's callback route or one under `/api/`. A
-/// shell may answer [`Response::no_route`] to anything else without running the component.
+/// Whether a path can name a route at all: VK's callback route, one under `/api/`, or a
+/// page of the workspace. A shell may answer [`Response::no_route`] to anything else without
+/// running the component.
 pub fn serves(path: &str) -> bool {
-    path == CALLBACK_PATH || path.starts_with("/api/")
+    path == CALLBACK_PATH || path.starts_with("/api/") || web::serves(path)
 }
 
 /// Why a request was refused: by a rule of the domain, or by the HTTP layer itself.
@@ -135,11 +173,9 @@ impl Refusal {
 
 type Answer = Result<Response, Refusal>;
 
-/// Serves one request. `admin_token` is the token that authorizes admin calls, as the shell
-/// was configured (`None`, or blank: no admin calls at all; surrounding whitespace, such as
-/// the newline a secrets file ends with, is not part of it). `HEAD` is answered as `GET`
-/// (the shell's server drops the body).
-pub fn handle(core: &Core<'_>, admin_token: Option<&str>, request: &Request<'_>) -> Response {
+/// Serves one request with the shell's `config`. `HEAD` is answered as `GET` (the shell's
+/// server drops the body).
+pub fn handle(core: &Core<'_>, config: &Config<'_>, request: &Request<'_>) -> Response {
     if request.body.len() > MAX_BODY {
         return Response::too_large();
     }
@@ -157,7 +193,8 @@ pub fn handle(core: &Core<'_>, admin_token: Option<&str>, request: &Request<'_>)
     };
     let call = Call {
         core,
-        admin_token: admin_token.map(str::trim).filter(|t| !t.is_empty()),
+        admin_token: config.admin_token.map(str::trim).filter(|t| !t.is_empty()),
+        public_url: config.public_url,
         request,
     };
     call.route().unwrap_or_else(Refusal::into_response)
@@ -167,6 +204,7 @@ pub fn handle(core: &Core<'_>, admin_token: Option<&str>, request: &Request<'_>)
 struct Call<'c, 'a> {
     core: &'c Core<'a>,
     admin_token: Option<&'c str>,
+    public_url: Option<&'c str>,
     request: &'c Request<'c>,
 }
 
@@ -185,20 +223,30 @@ impl Call<'_, '_> {
             };
         }
         let Some(rest) = self.request.path.strip_prefix("/api/") else {
-            return Err(no_route());
+            return match method {
+                "GET" => web::page(self.request),
+                _ if web::serves(self.request.path) => Err(not_allowed()),
+                _ => Err(no_route()),
+            };
         };
         let segments: Vec<&str> = rest.split('/').collect();
         if segments.iter().any(|s| s.is_empty()) {
             return Err(no_route());
         }
         match (segments.as_slice(), method) {
+            (["sessions"], "POST") => self.sign_in(),
+            (["sessions", "current"], "DELETE") => self.sign_out(),
+            (["me"], "GET") => self.me(),
             (["employees"], "POST") => self.create_employee(),
             (["employees"], "GET") => self.list_employees(),
+            (["employees", id], "DELETE") => self.remove_employee(id),
+            (["employees", id, "sign-in-link"], "POST") => self.sign_in_link(id),
             (["settings"], "GET") => self.get_settings(),
             (["settings"], "PUT") => self.put_settings(),
             (["settings", "group-id"], "DELETE") => self.reset_group_id(),
             (["outbox", "flush"], "POST") => self.flush(),
             (["dialogs"], "GET") => self.list_dialogs(),
+            (["dialogs", "counts"], "GET") => self.dialog_counts(),
             (["dialogs", id], "GET") => self.get_dialog(id),
             (["dialogs", id, "messages"], "GET") => self.list_messages(id),
             (["dialogs", id, "messages"], "POST") => self.send_message(id),
@@ -206,6 +254,8 @@ impl Call<'_, '_> {
             (["dialogs", id, command], "POST") if COMMANDS.contains(command) => {
                 self.dialog_command(id, command)
             }
+            (["dialogs", id, "read"], "POST") => self.mark_read(id),
+            (["dialogs", _, "read"], _) => Err(not_allowed()),
             (["dialogs", _, "messages" | "history"], _) => Err(not_allowed()),
             (["dialogs", _, command], _) if COMMANDS.contains(command) => Err(not_allowed()),
             (["leads", id], "GET") => self.get_lead(id),
@@ -216,8 +266,19 @@ impl Call<'_, '_> {
             (["leads", id, "restore-dialog"], "POST") => self.restore_from_lead(id),
             (["counterparties", id], "GET") => self.get_counterparty(id),
             (["orders", id], "GET") => self.get_order(id),
+            (["leads"], "GET") => self.list_leads(),
+            (["counterparties"], "GET") => self.list_counterparties(),
+            (["orders"], "GET") => self.list_orders(),
+            (["channel"], "GET") => self.channel_state(),
+            (["changes"], "GET") => self.changes(),
+            (["leads" | "counterparties" | "orders" | "channel" | "changes"], _) => {
+                Err(not_allowed())
+            }
             (
-                ["employees" | "settings" | "dialogs"]
+                ["employees" | "settings" | "dialogs" | "sessions" | "me"]
+                | ["sessions", "current"]
+                | ["employees", _]
+                | ["employees", _, "sign-in-link"]
                 | ["settings", "group-id"]
                 | ["outbox", "flush"]
                 | ["dialogs" | "leads" | "counterparties" | "orders", _]
@@ -236,16 +297,36 @@ impl Call<'_, '_> {
         })
     }
 
-    /// The bearer token of the request (the scheme's name in any case, RFC 7235).
-    fn bearer(&self) -> Result<&str, Refusal> {
-        self.request
-            .authorization
-            .map(str::trim)
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(unauthorized)
+    /// Who is calling: a bearer token (scripts), or a session cookie (the workspace in a
+    /// browser), which never authorizes a cross-site write.
+    fn caller(&self) -> Result<Subject, Refusal> {
+        if let Some(token) = auth::bearer(self.request) {
+            if self.is_admin(token) {
+                return Ok(Subject::Admin);
+            }
+            let employee = self.core.authenticate(token)?.ok_or_else(unauthorized)?;
+            return Ok(Subject::Employee(employee));
+        }
+        let token = auth::session_cookie(self.request).ok_or_else(unauthorized)?;
+        let admin = self.admin_token.map(digest);
+        let subject = self
+            .core
+            .session(token, admin.as_deref())?
+            .ok_or_else(|| {
+                Refusal::new(
+                    401,
+                    "session-ended",
+                    "the session has ended: sign in again",
+                )
+            })?;
+        if !matches!(self.request.method, "GET" | "HEAD") && auth::is_cross_site(self.request) {
+            return Err(Refusal::new(
+                403,
+                "cross-site",
+                "a request from another site cannot act with this session",
+            ));
+        }
+        Ok(subject)
     }
 
     /// Whether `token` is the admin token, compared by digest so that the time taken says
@@ -257,29 +338,24 @@ impl Call<'_, '_> {
 
     /// The employee calling.
     fn employee(&self) -> Result<EmployeeId, Refusal> {
-        let token = self.bearer()?;
-        if self.is_admin(token) {
-            return Err(Refusal::new(
+        match self.caller()? {
+            Subject::Employee(employee) => Ok(employee),
+            Subject::Admin => Err(Refusal::new(
                 403,
                 "not-an-employee",
                 "this needs an employee's token, not the admin token",
-            ));
+            )),
         }
-        self.core.authenticate(token)?.ok_or_else(unauthorized)
     }
 
     fn admin(&self) -> Result<(), Refusal> {
-        let token = self.bearer()?;
-        if self.is_admin(token) {
-            return Ok(());
-        }
-        match self.core.authenticate(token)? {
-            Some(_) => Err(Refusal::new(
+        match self.caller()? {
+            Subject::Admin => Ok(()),
+            Subject::Employee(_) => Err(Refusal::new(
                 403,
                 "admin-only",
                 "only the admin may do this",
             )),
-            None => Err(unauthorized()),
         }
     }
 
@@ -312,6 +388,104 @@ impl Call<'_, '_> {
         Ok((self.query("after"), limit))
     }
 
+    /// `POST /api/sessions`: signs a person in to the workspace with the admin token or an
+    /// employee's one-time sign-in code; the session goes in a cookie scripts cannot read.
+    fn sign_in(&self) -> Answer {
+        let body: SignInBody = self.body()?;
+        if auth::is_cross_site(self.request) {
+            return Err(Refusal::new(
+                403,
+                "cross-site",
+                "signing in from another site is not allowed",
+            ));
+        }
+        let (subject, token) = match (body.admin_token, body.code) {
+            (Some(token), None) => {
+                if !self.is_admin(token.trim()) {
+                    return Err(unauthorized());
+                }
+                let admin = digest(token.trim());
+                (Subject::Admin, self.core.start_admin_session(&admin)?)
+            }
+            (None, Some(code)) => {
+                let (employee, token) = self.core.redeem_sign_in(code.trim())?.ok_or_else(|| {
+                    Refusal::new(
+                        401,
+                        "sign-in-link-spent",
+                        "this sign-in link was used already, replaced or has expired: ask the admin for a new one",
+                    )
+                })?;
+                (Subject::Employee(employee), token)
+            }
+            _ => {
+                return Err(Refusal::new(
+                    400,
+                    "invalid-field",
+                    "give either `admin_token` or `code`",
+                ));
+            }
+        };
+        let cookie = auth::start_cookie(
+            &token,
+            vk_core::directory::SESSION_DAYS * 24 * 3600,
+            self.secure(),
+        );
+        Ok(Response::json(201, &json!({"me": self.me_of(subject)?})).with_header("set-cookie", cookie))
+    }
+
+    /// `DELETE /api/sessions/current` («Выйти»).
+    fn sign_out(&self) -> Answer {
+        self.caller()?;
+        if let Some(token) = auth::session_cookie(self.request) {
+            self.core.end_session(token)?;
+        }
+        Ok(Response::json(200, &json!({})).with_header("set-cookie", auth::end_cookie(self.secure())))
+    }
+
+    /// Whether people reach the product over https (the session cookie is `Secure` then).
+    fn secure(&self) -> bool {
+        auth::base_url(self.request, self.public_url).starts_with("https://")
+    }
+
+    /// `GET /api/me`.
+    fn me(&self) -> Answer {
+        let subject = self.caller()?;
+        Ok(Response::json(200, &self.me_of(subject)?))
+    }
+
+    fn me_of(&self, subject: Subject) -> Result<Value, Refusal> {
+        Ok(match subject {
+            Subject::Admin => json!({"role": "admin", "id": null, "name": "Администратор"}),
+            Subject::Employee(id) => {
+                let employee = self.core.employee(id)?;
+                json!({"role": "employee", "id": id.to_string(), "name": employee.name})
+            }
+        })
+    }
+
+    /// `POST /api/employees/{id}/sign-in-link`: a one-time link for the employee to sign in;
+    /// their sessions end and an earlier link is spent.
+    fn sign_in_link(&self, id: &str) -> Answer {
+        self.admin()?;
+        let (code, expires_at) = self.core.issue_sign_in(ids::employee(id)?)?;
+        let link = format!(
+            "{}/sign-in#{code}",
+            auth::base_url(self.request, self.public_url)
+        );
+        Ok(Response::json(
+            201,
+            &json!({"link": link, "expires_at": vk_core::timestamp(expires_at)}),
+        ))
+    }
+
+    /// `DELETE /api/employees/{id}`.
+    fn remove_employee(&self, id: &str) -> Answer {
+        self.admin()?;
+        let id = ids::employee(id)?;
+        self.core.remove_employee(id)?;
+        Ok(Response::json(200, &json!({"id": id.to_string(), "removed": true})))
+    }
+
     fn create_employee(&self) -> Answer {
         self.admin()?;
         let new: NewEmployee = self.body()?;
@@ -321,8 +495,10 @@ impl Call<'_, '_> {
         Ok(Response::json(201, &body))
     }
 
+    /// Every employee's id and name: the admin's list, and the names employees see in
+    /// «Управление» and in a dialog's history.
     fn list_employees(&self) -> Answer {
-        self.admin()?;
+        self.caller()?;
         let all: Vec<Value> = self.core.employees()?.iter().map(json::employee).collect();
         Ok(Response::json(200, &json!({"employees": all})))
     }
@@ -396,29 +572,10 @@ impl Call<'_, '_> {
         ))
     }
 
-    fn list_dialogs(&self) -> Answer {
-        let actor = self.employee()?;
-        let status = match self.query("status").as_deref().unwrap_or("open") {
-            "open" => DialogStatus::Open,
-            "spam" => DialogStatus::Spam,
-            "finished" => DialogStatus::Finished,
-            other => {
-                return Err(Refusal::new(
-                    400,
-                    "invalid-query",
-                    format!("`status` must be open, spam or finished, not {other:?}"),
-                ));
-            }
-        };
-        let (after, limit) = self.page()?;
-        let page = self.core.dialogs(actor, status, after.as_deref(), limit)?;
-        Ok(Response::json(200, &json::dialogs(&page)))
-    }
-
     fn get_dialog(&self, id: &str) -> Answer {
         let actor = self.employee()?;
         let dialog = self.core.dialog(actor, ids::dialog(id)?)?;
-        Ok(Response::json(200, &json::dialog(&dialog)))
+        Ok(Response::json(200, &json::dialog(&dialog, Some(actor))))
     }
 
     fn list_messages(&self, id: &str) -> Answer {
@@ -479,7 +636,7 @@ impl Call<'_, '_> {
             "finish" => core.finish(actor, dialog()?)?,
             _ => core.restore(actor, dialog()?)?,
         };
-        Ok(Response::json(200, &json::dialog(&dialog)))
+        Ok(Response::json(200, &json::dialog(&dialog, Some(actor))))
     }
 
     fn get_lead(&self, id: &str) -> Answer {
@@ -535,7 +692,7 @@ impl Call<'_, '_> {
     fn restore_from_lead(&self, id: &str) -> Answer {
         let actor = self.employee()?;
         let dialog = self.core.restore_from_lead(actor, ids::lead(id)?)?;
-        Ok(Response::json(200, &json::dialog(&dialog)))
+        Ok(Response::json(200, &json::dialog(&dialog, Some(actor))))
     }
 
     fn get_counterparty(&self, id: &str) -> Answer {
@@ -608,6 +765,13 @@ fn decimal(value: &RawValue, field: &str) -> Result<String, Refusal> {
 /// Whether a field is in the body at all (also as `null`).
 fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(field).map(|_| true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    admin_token: Option<String>,
+    code: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! components, in the repository's `tests/`.)
 
 use serde_json::{Value, json};
-use vk_api::{Request, Response, handle};
+use vk_api::{Config, Request, Response, handle};
 use vk_core::Core;
 use vk_core::memory::MemoryStore;
 use vk_core::ports::{Offline, Store, SystemClock};
@@ -29,16 +29,22 @@ impl Api {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let authorization = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(String, String)> = token
+            .map(|t| ("authorization".to_owned(), format!("Bearer {t}")))
+            .into_iter()
+            .collect();
         let core = Core::new(&self.store, &Offline, &SystemClock);
         handle(
             &core,
-            self.admin,
+            &Config {
+                admin_token: self.admin,
+                public_url: None,
+            },
             &Request {
                 method,
                 path,
                 query,
-                authorization: authorization.as_deref(),
+                headers: &headers,
                 body,
             },
         )
@@ -87,7 +93,7 @@ fn unknown_paths_are_404_and_known_paths_with_another_method_are_405() {
     let (_, token) = api.employee();
     let token = Some(token.as_str());
     for path in [
-        "/",
+        "/index.html",
         "/api",
         "/api/",
         "/api/dialogs/",
@@ -108,6 +114,8 @@ fn unknown_paths_are_404_and_known_paths_with_another_method_are_405() {
             "/settings/integrations/vk-group/call-back".to_owned(),
         ),
         ("DELETE", "/api/employees".to_owned()),
+        ("POST", "/".to_owned()),
+        ("PUT", "/assets/app.js".to_owned()),
         ("POST", "/api/settings".to_owned()),
         ("GET", "/api/settings/group-id".to_owned()),
         ("GET", "/api/outbox/flush".to_owned()),
@@ -185,14 +193,18 @@ fn callers_are_told_apart_by_their_token() {
         (format!("Basic {ADMIN}"), 401),
         (ADMIN.to_owned(), 401),
     ] {
+        let headers = [("Authorization".to_owned(), header.clone())];
         let answer = handle(
             &core,
-            api.admin,
+            &Config {
+                admin_token: api.admin,
+                public_url: None,
+            },
             &Request {
                 method: "GET",
                 path: "/api/settings",
                 query: None,
-                authorization: Some(&header),
+                headers: &headers,
                 body: b"",
             },
         );

@@ -258,21 +258,31 @@ impl leads::Guest for Plugin {
 }
 
 impl api::Guest for Plugin {
-    fn handle(request: api::Request, admin_token: Option<String>) -> api::Response {
+    fn handle(request: api::Request, config: api::HostConfig) -> api::Response {
         let response = vk_api::handle(
             &core(),
-            admin_token.as_deref(),
+            &vk_api::Config {
+                admin_token: config.admin_token.as_deref(),
+                public_url: config.public_url.as_deref(),
+            },
             &vk_api::Request {
                 method: &request.method,
                 path: &request.path,
                 query: request.query.as_deref(),
-                authorization: request.authorization.as_deref(),
+                headers: &request.headers,
                 body: &request.body,
             },
         );
+        let mut headers = vec![("content-type".to_owned(), response.content_type.to_owned())];
+        headers.extend(
+            response
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
         api::Response {
             status: response.status,
-            content_type: response.content_type.to_owned(),
+            headers,
             body: response.body,
         }
     }

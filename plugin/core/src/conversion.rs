@@ -5,11 +5,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
+use crate::dialog::Page;
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
 use crate::keys;
-use crate::lead::{Communication, Item, Lead, LeadStatus, currency_of, total_of};
-use crate::tx::{read, transact};
+use crate::lead::{Communication, Item, Lead, LeadStatus, Listed, currency_of, search, total_of};
+use crate::ports::Store;
+use crate::tx::{backfill, read, transact};
 
 /// A counterparty ("Контрагент") made from a VK user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,14 @@ impl Counterparty {
     /// The person's VK page.
     pub fn vk_profile(&self) -> String {
         format!("https://vk.com/id{}", self.vk_user_id)
+    }
+
+    /// Its entry in the list of counterparties.
+    fn listing(&self) -> (String, Listed<CounterpartyId>) {
+        (
+            keys::counterparty_listed(self.created_at, self.id),
+            Listed::new(self.id, &[&self.name]),
+        )
     }
 }
 
@@ -51,6 +61,41 @@ impl Order {
     pub fn currency(&self) -> &str {
         currency_of(&self.items)
     }
+
+    /// Its entry in the list of orders: found by its number or its counterparty's name.
+    fn listing(&self, counterparty: &str) -> (String, Listed<OrderId>) {
+        (
+            keys::order_listed(self.created_at, self.id),
+            Listed::new(self.id, &[&self.number, counterparty]),
+        )
+    }
+}
+
+/// Lists counterparties and orders stored before their lists existed, a page of each per
+/// call.
+pub(crate) fn list_unlisted(store: &dyn Store) -> Result<(), Error> {
+    backfill(
+        store,
+        &keys::listed_up_to(keys::COUNTERPARTIES),
+        keys::COUNTERPARTIES,
+        |tx, _, counterparty: &Counterparty| {
+            let (key, entry) = counterparty.listing();
+            tx.put_missing(key, &entry)
+        },
+    )?;
+    backfill(
+        store,
+        &keys::listed_up_to(keys::ORDERS),
+        keys::ORDERS,
+        |tx, _, order: &Order| {
+            let counterparty = tx
+                .get::<Counterparty>(&keys::counterparty(order.counterparty_id))?
+                .map(|c| c.name)
+                .unwrap_or_default();
+            let (key, entry) = order.listing(&counterparty);
+            tx.put_missing(key, &entry)
+        },
+    )
 }
 
 impl Core<'_> {
@@ -98,6 +143,10 @@ impl Core<'_> {
             tx.put(keys::ORDER_COUNTER, &number);
             tx.put(keys::counterparty(counterparty.id), &counterparty);
             tx.put(keys::order(order.id), &order);
+            let (key, entry) = counterparty.listing();
+            tx.put(key, &entry);
+            let (key, entry) = order.listing(&counterparty.name);
+            tx.put(key, &entry);
             lead.save(tx);
             Ok((counterparty.id, order.id))
         })
@@ -114,6 +163,34 @@ impl Core<'_> {
             read(self.store, &keys::counterparty(id))?.ok_or(Error::CounterpartyNotFound)?;
         let communication = self.communication(counterparty.dialog_id)?;
         Ok((counterparty, communication))
+    }
+
+    /// The counterparties whose name holds `q` (any listed employee), newest first, each
+    /// with its communication block.
+    pub fn counterparties(
+        &self,
+        actor: EmployeeId,
+        q: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<(Counterparty, Communication)>, Error> {
+        self.require_reader(actor)?;
+        let page = search(self.store, keys::COUNTERPARTIES_LISTED, q, after, limit)?;
+        self.documents(page, keys::counterparty, |c: &Counterparty| c.dialog_id)
+    }
+
+    /// The orders whose number or counterparty's name holds `q` (any listed employee),
+    /// newest first, each with its communication block.
+    pub fn orders(
+        &self,
+        actor: EmployeeId,
+        q: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<(Order, Communication)>, Error> {
+        self.require_reader(actor)?;
+        let page = search(self.store, keys::ORDERS_LISTED, q, after, limit)?;
+        self.documents(page, keys::order, |o: &Order| o.dialog_id)
     }
 
     /// Reads an order with its communication block.

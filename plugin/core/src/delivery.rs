@@ -112,7 +112,8 @@ impl Core<'_> {
         let now = self.clock.now();
         let key = transact(self.store, |tx| {
             self.settings_in(tx)?.require_listed(actor)?;
-            let dialog = Dialog::load(tx, id)?;
+            let before = Dialog::load(tx, id)?;
+            let mut dialog = before.clone();
             dialog.require_participant(actor)?;
             if !dialog.messages_allowed {
                 return Err(Error::MessagesDenied);
@@ -147,6 +148,10 @@ impl Core<'_> {
             let mut event = HistoryEvent::new(now, EventKind::MessageOut, Some(actor));
             event.message_id = Some(message_id);
             record(tx, id, &event);
+            // Whoever answers has read what they answer.
+            dialog.note_message(&message, now);
+            dialog.mark_read(actor);
+            dialog.save(tx, Some(&before));
             Ok(key)
         })?;
         // The message is stored and in the outbox: if this first attempt fails on our side,
@@ -189,6 +194,7 @@ impl Core<'_> {
             }
         }
         // Last: housekeeping never holds up a delivery.
+        self.list_unlisted()?;
         report.events_forgotten = self.forget_old_events()?;
         Ok(report)
     }

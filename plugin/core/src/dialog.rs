@@ -1,7 +1,7 @@
 //! Open lines ("Открытые линии", §2–§8): dialogs, their messages and history, and the
 //! operators' commands with the rules of who may do what.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ids::{DialogId, EmployeeId, LeadId, MessageId};
 use crate::keys;
 use crate::settings::Settings;
-use crate::tx::{Tx, decode, read, scan, scan_entries, transact};
+use crate::tx::{Tx, backfill, count, decode, read, scan, scan_entries, transact};
 
 /// The state of a dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +43,50 @@ pub struct Dialog {
     /// False after the person denied messages from the community (`message_deny`).
     #[serde(default = "allowed")]
     pub messages_allowed: bool,
+    /// The conversation at a glance, for the lists.
+    #[serde(default)]
+    pub activity: Activity,
 }
 
 fn allowed() -> bool {
     true
+}
+
+/// What the lists show of a dialog's conversation, kept on the dialog by every message so
+/// that a list never reads messages. A dialog stored before it was kept has none of it: its
+/// last activity is its start, and it counts only messages since.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// When the last message came in or went out.
+    pub last_at: Option<DateTime<Utc>>,
+    pub last_message: Option<LastMessage>,
+    /// When the earliest incoming message that no outgoing one followed came.
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// Incoming messages so far.
+    pub incoming: u64,
+    /// Each employee's read marker: how many incoming messages there were when they last
+    /// read the dialog.
+    pub read: BTreeMap<EmployeeId, u64>,
+}
+
+/// The last message of a dialog, as a list row shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    pub message_id: MessageId,
+    pub direction: Direction,
+    /// The first line of its text, at most [`PREVIEW_CHARS`] characters.
+    pub text: String,
+    /// When the CRM stored it.
+    pub at: DateTime<Utc>,
+}
+
+/// The longest preview of a last message.
+pub const PREVIEW_CHARS: usize = 200;
+
+/// The first line of a text that has any, cut at [`PREVIEW_CHARS`] characters.
+fn preview(text: &str) -> String {
+    let line = text.trim_start().lines().next().unwrap_or_default();
+    line.trim_end().chars().take(PREVIEW_CHARS).collect()
 }
 
 /// Who wrote a message.
@@ -145,6 +185,57 @@ impl HistoryEvent {
     }
 }
 
+/// The lists of the open lines ("Открытые линии"), each sorted by last activity, newest
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogList {
+    /// The queue and the caller's own: what SPEC's "list open lines" shows.
+    Open,
+    /// «Очередь»: open dialogs nobody is responsible for.
+    Queue,
+    /// «Мои»: open dialogs the caller is responsible for or takes part in.
+    Mine,
+    /// «Все»: every open dialog, whoever is responsible.
+    All,
+    /// «Спам»: every dialog closed as spam.
+    Spam,
+    /// «Завершённые»: every finished dialog.
+    Finished,
+}
+
+impl From<DialogStatus> for DialogList {
+    fn from(status: DialogStatus) -> DialogList {
+        match status {
+            DialogStatus::Open => DialogList::Open,
+            DialogStatus::Spam => DialogList::Spam,
+            DialogStatus::Finished => DialogList::Finished,
+        }
+    }
+}
+
+impl DialogList {
+    /// The index prefixes the list of `actor` is merged from.
+    fn prefixes(self, actor: EmployeeId) -> Vec<String> {
+        match self {
+            DialogList::Open => vec![keys::QUEUE.to_owned(), keys::working(actor)],
+            DialogList::Queue => vec![keys::QUEUE.to_owned()],
+            DialogList::Mine => vec![keys::working(actor)],
+            DialogList::All => vec![keys::OPEN.to_owned()],
+            DialogList::Spam => vec![keys::SPAM.to_owned()],
+            DialogList::Finished => vec![keys::FINISHED.to_owned()],
+        }
+    }
+}
+
+/// How many dialogs the tabs of the open lines hold, each counted up to
+/// [`crate::COUNT_CAP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialogCounts {
+    pub queue: u32,
+    pub mine: u32,
+    pub all: u32,
+}
+
 /// A page of a list and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -161,13 +252,59 @@ pub const PAGE_BYTES: usize = 1 << 20;
 const PAGE_SCAN: usize = 20;
 
 impl Dialog {
+    /// When the last message came in or went out, or the dialog started.
+    pub fn last_activity_at(&self) -> DateTime<Utc> {
+        self.activity.last_at.unwrap_or(self.started_at)
+    }
+
+    /// How many incoming messages `employee` has not read.
+    pub fn unread(&self, employee: EmployeeId) -> u64 {
+        let read = self.activity.read.get(&employee).copied().unwrap_or(0);
+        self.activity.incoming.saturating_sub(read)
+    }
+
+    /// Moves `employee`'s read marker to now: every message so far is read.
+    pub(crate) fn mark_read(&mut self, employee: EmployeeId) {
+        self.activity.read.insert(employee, self.activity.incoming);
+    }
+
+    /// Takes a new message, stored `at`, into the dialog's activity. An outgoing message
+    /// answers whatever the person was waiting for.
+    pub(crate) fn note_message(&mut self, message: &Message, at: DateTime<Utc>) {
+        let activity = &mut self.activity;
+        activity.last_at = Some(at);
+        activity.last_message = Some(LastMessage {
+            message_id: message.id,
+            direction: message.direction,
+            text: preview(&message.text),
+            at,
+        });
+        match message.direction {
+            Direction::Incoming => {
+                activity.incoming += 1;
+                activity.waiting_since.get_or_insert(at);
+            }
+            Direction::Outgoing => activity.waiting_since = None,
+        }
+    }
+
+    /// Takes a message's new text, if it is the last message.
+    pub(crate) fn note_edit(&mut self, message: &Message) {
+        if let Some(last) = &mut self.activity.last_message
+            && last.message_id == message.id
+        {
+            last.text = preview(&message.text);
+        }
+    }
+
     /// The index keys that list this dialog, derived from its state alone, so keeping the
-    /// indexes right is a set difference on every save.
+    /// indexes right is a set difference on every save. Lists are sorted by last activity.
     fn index_keys(&self) -> BTreeSet<String> {
-        let suffix = keys::newest_first(self.started_at, self.id);
+        let suffix = keys::newest_first(self.last_activity_at(), self.id);
         let mut index = BTreeSet::new();
         match self.status {
             DialogStatus::Open => {
+                index.insert(format!("{}{suffix}", keys::OPEN));
                 if self.responsible.is_none() {
                     index.insert(format!("{}{suffix}", keys::QUEUE));
                 }
@@ -264,6 +401,25 @@ impl Dialog {
         }
         back_to
     }
+}
+
+/// Lists dialogs stored before a list of their state existed (`index/open/`), a page per
+/// call.
+pub(crate) fn list_unlisted(store: &dyn crate::ports::Store) -> Result<(), Error> {
+    backfill(
+        store,
+        &keys::listed_up_to(keys::DIALOGS),
+        keys::DIALOGS,
+        |tx, key, _: &serde::de::IgnoredAny| {
+            // Read again in the transaction: the commit rests on the state listed.
+            if let Some(dialog) = tx.get::<Dialog>(key)? {
+                for index in dialog.index_keys() {
+                    tx.put_missing(index, &dialog.id)?;
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 /// An employee taken off the open lines leaves every open dialog they work on; those they
@@ -445,31 +601,35 @@ impl Core<'_> {
         })
     }
 
+    /// Read ("прочитано"): moves the actor's read marker to now (any listed employee, any
+    /// status). Sending a message does the same for its author.
+    pub fn mark_read(&self, actor: EmployeeId, id: DialogId) -> Result<Dialog, Error> {
+        self.command(actor, id, |dialog, _, _| {
+            dialog.mark_read(actor);
+            Ok(Vec::new())
+        })
+    }
+
     /// Reads a dialog (any listed employee).
     pub fn dialog(&self, actor: EmployeeId, id: DialogId) -> Result<Dialog, Error> {
         self.require_reader(actor)?;
         read(self.store, &keys::dialog(id))?.ok_or(Error::DialogNotFound)
     }
 
-    /// The open lines of `actor`: for `Open`, the queue and the dialogs the actor works on;
-    /// for `Spam` and `Finished`, all of them. Newest first; each page is a bounded scan of
-    /// the indexes, never of the whole store.
+    /// A list of the open lines as `actor` sees it (a [`DialogList`], or a status: `Open`
+    /// is the queue and the actor's own). Newest activity first; each page is a bounded scan
+    /// of the indexes, never of the whole store.
     pub fn dialogs(
         &self,
         actor: EmployeeId,
-        status: DialogStatus,
+        list: impl Into<DialogList>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Dialog>, Error> {
         self.require_reader(actor)?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let prefixes = match status {
-            DialogStatus::Open => vec![keys::QUEUE.to_owned(), keys::working(actor)],
-            DialogStatus::Spam => vec![keys::SPAM.to_owned()],
-            DialogStatus::Finished => vec![keys::FINISHED.to_owned()],
-        };
         let mut found = BTreeSet::new();
-        for prefix in &prefixes {
+        for prefix in &list.into().prefixes(actor) {
             let start = after.map(|cursor| format!("{prefix}{cursor}"));
             for (key, id) in scan::<DialogId>(self.store, prefix, start.as_deref(), limit + 1)? {
                 found.insert((key[prefix.len()..].to_owned(), id));
@@ -489,6 +649,18 @@ impl Core<'_> {
             }
         }
         Ok(Page { items, next })
+    }
+
+    /// The counts of the tabs «Очередь», «Мои» and «Все» for `actor`: bounded scans of
+    /// the indexes, each stopping at [`crate::COUNT_CAP`].
+    pub fn dialog_counts(&self, actor: EmployeeId) -> Result<DialogCounts, Error> {
+        self.require_reader(actor)?;
+        let count = |prefix: &str| count(self.store, prefix, crate::COUNT_CAP);
+        Ok(DialogCounts {
+            queue: count(keys::QUEUE)?,
+            mine: count(&keys::working(actor))?,
+            all: count(keys::OPEN)?,
+        })
     }
 
     /// A dialog's messages, oldest first.

@@ -61,6 +61,7 @@ pub enum Error {
     /// The delegate is already responsible.
     AlreadyResponsible,
     DialogNotFound,
+    EmployeeNotFound,
     LeadNotFound,
     ItemNotFound,
     CounterpartyNotFound,
@@ -94,9 +95,8 @@ impl Error {
             MalformedBody(_) | InvalidField { .. } => ErrorKind::BadInput,
             WrongSecret | ForeignGroup | GroupNotConfirmed | EmployeeNotListed(_)
             | NotResponsible | NotAParticipant => ErrorKind::Forbidden,
-            DialogNotFound | LeadNotFound | ItemNotFound | CounterpartyNotFound | OrderNotFound => {
-                ErrorKind::NotFound
-            }
+            DialogNotFound | EmployeeNotFound | LeadNotFound | ItemNotFound
+            | CounterpartyNotFound | OrderNotFound => ErrorKind::NotFound,
             ConfirmationNotSet
             | AlreadyClaimed
             | DialogNotOpen
@@ -131,6 +131,7 @@ impl Error {
             MessagesDenied => "messages-denied",
             AlreadyResponsible => "already-responsible",
             DialogNotFound => "dialog-not-found",
+            EmployeeNotFound => "employee-not-found",
             LeadNotFound => "lead-not-found",
             ItemNotFound => "item-not-found",
             CounterpartyNotFound => "counterparty-not-found",
@@ -185,6 +186,7 @@ impl fmt::Display for Error {
                 f.write_str("that employee is already responsible for the dialog")
             }
             DialogNotFound => f.write_str("no such dialog"),
+            EmployeeNotFound => f.write_str("no such employee"),
             LeadNotFound => f.write_str("no such lead"),
             ItemNotFound => f.write_str("no such item in this lead"),
             CounterpartyNotFound => f.write_str("no such counterparty"),

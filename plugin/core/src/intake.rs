@@ -1,17 +1,20 @@
 //! VK callback intake (§1): confirmation, the secret and community checks, at-most-once
 //! processing per event, and what each event type does to dialogs, leads and messages.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Core;
-use crate::dialog::{Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, record};
+use crate::dialog::{
+    Activity, Dialog, DialogStatus, Direction, EventKind, HistoryEvent, Message, record,
+};
 use crate::error::Error;
 use crate::ids::{DialogId, LeadId, MessageId};
 use crate::keys;
 use crate::lead::Lead;
 use crate::settings::Settings;
-use crate::tx::{Tx, read, scan, transact};
+use crate::tx::{Tx, backfill, count, read, scan, transact};
 use crate::vk::{Api, Envelope, VkMessage};
 
 /// How long a name lookup may hold up VK's answer; VK re-sends events answered slowly.
@@ -28,6 +31,18 @@ pub enum CallbackReply {
     Confirmation(String),
     /// `ok`: stored, a repeat, or an event type the integration does not use.
     Ok,
+}
+
+/// The channel to VK as the settings page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelState {
+    /// VK's `confirmation` recorded the community.
+    pub confirmed: bool,
+    /// When the last event other than `confirmation` was processed (repeats and event types
+    /// the integration ignores are not counted).
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Messages in the outbox.
+    pub messages_waiting: u32,
 }
 
 /// `message_allow` / `message_deny`.
@@ -116,6 +131,8 @@ impl Core<'_> {
 
     /// Runs `effects` and marks the event processed in the same commit, so a repeat (also
     /// one racing this call) changes nothing. An event without a key is idempotent.
+    /// Records when VK's last event was processed (the channel state), unconditionally:
+    /// no transaction reads that key, so events never conflict on it.
     fn once(
         &self,
         dedup: Option<&str>,
@@ -131,7 +148,19 @@ impl Core<'_> {
                 tx.put(key, &crate::timestamp(now));
                 tx.put(keys::event_by_time(now, dedup), &dedup);
             }
+            tx.put(keys::LAST_EVENT, &now);
             effects(tx)
+        })
+    }
+
+    /// The channel's state for the settings page: whether VK confirmed the address, when
+    /// its last event was processed, and how many messages wait for VK (at most
+    /// [`crate::COUNT_CAP`]).
+    pub fn channel_state(&self) -> Result<ChannelState, Error> {
+        Ok(ChannelState {
+            confirmed: self.current_settings()?.group_id.is_some(),
+            last_event_at: read(self.store, keys::LAST_EVENT)?,
+            messages_waiting: count(self.store, keys::OUTBOX, crate::COUNT_CAP)?,
         })
     }
 
@@ -178,25 +207,17 @@ impl Core<'_> {
     /// Lists events recorded before the time list existed, a page per call, so they are
     /// forgotten too. Their record holds the time they were processed.
     fn list_unlisted_events(&self) -> Result<(), Error> {
-        let cursor: Option<String> = read(self.store, keys::EVENTS_LISTED_UP_TO)?;
-        if cursor.as_deref() == Some(keys::ALL_EVENTS_LISTED) {
-            return Ok(());
-        }
-        let page = scan::<String>(self.store, keys::EVENTS, cursor.as_deref(), PRUNE_PAGE)?;
-        transact(self.store, |tx| {
-            for (key, at) in &page {
-                let at = chrono::DateTime::parse_from_rfc3339(at)
+        backfill(
+            self.store,
+            keys::EVENTS_LISTED_UP_TO,
+            keys::EVENTS,
+            |tx, key, at: &String| {
+                let at = DateTime::parse_from_rfc3339(at)
                     .map_err(|e| Error::Storage(format!("an event's time is unreadable: {e}")))?;
                 let dedup = &key[keys::EVENTS.len()..];
-                tx.put(keys::event_by_time(at.to_utc(), dedup), &dedup);
-            }
-            let next = match page.last() {
-                Some((last, _)) if page.len() == PRUNE_PAGE as usize => last.as_str(),
-                _ => keys::ALL_EVENTS_LISTED,
-            };
-            tx.put(keys::EVENTS_LISTED_UP_TO, &next);
-            Ok(())
-        })
+                tx.put_missing(keys::event_by_time(at.to_utc(), dedup), &dedup.to_owned())
+            },
+        )
     }
 
     /// `message_new`: a new person gets a lead and a dialog; a finished dialog opens a new
@@ -222,7 +243,7 @@ impl Core<'_> {
         let now = self.clock.now();
         self.once(dedup, |tx| {
             let settings = self.settings_in(tx)?;
-            let dialog = match tx.get::<DialogId>(&keys::peer(peer))? {
+            let (before, mut dialog) = match tx.get::<DialogId>(&keys::peer(peer))? {
                 Some(id) => {
                     let before = Dialog::load(tx, id)?;
                     let mut dialog = before.clone();
@@ -230,9 +251,8 @@ impl Core<'_> {
                         let mut event = HistoryEvent::new(now, EventKind::Reopened, None);
                         event.subject = dialog.reopen(&settings);
                         record(tx, id, &event);
-                        dialog.save(tx, Some(&before));
                     }
-                    dialog
+                    (Some(before), dialog)
                 }
                 None => {
                     let dialog_id = DialogId::new();
@@ -256,19 +276,16 @@ impl Core<'_> {
                         operators: Vec::new(),
                         started_at: now,
                         messages_allowed: true,
+                        activity: Activity::default(),
                     };
                     lead.save(tx);
                     tx.put(keys::peer(peer), &dialog_id);
-                    dialog.save(tx, None);
-                    dialog
+                    (None, dialog)
                 }
             };
-            append(
-                tx,
-                &dialog,
-                &received(dialog.id, Direction::Incoming, &message, now),
-                now,
-            );
+            let incoming = received(dialog.id, Direction::Incoming, &message, now);
+            append(tx, &mut dialog, &incoming, now);
+            dialog.save(tx, before.as_ref());
             Ok(())
         })
     }
@@ -290,13 +307,15 @@ impl Core<'_> {
             let Some(id) = tx.get::<DialogId>(&keys::peer(peer))? else {
                 return Ok(());
             };
-            let dialog = Dialog::load(tx, id)?;
+            let before = Dialog::load(tx, id)?;
+            let mut dialog = before.clone();
             append(
                 tx,
-                &dialog,
+                &mut dialog,
                 &received(id, Direction::Outgoing, &message, now),
                 now,
             );
+            dialog.save(tx, Some(&before));
             Ok(())
         })
     }
@@ -323,6 +342,12 @@ impl Core<'_> {
             }
             stored.attachments = message.attachments();
             stored.edited_at = Some(message.update_time.and_then(vk_time).unwrap_or(now));
+            let before = Dialog::load(tx, stored.dialog_id)?;
+            let mut dialog = before.clone();
+            dialog.note_edit(&stored);
+            if dialog != before {
+                dialog.save(tx, Some(&before));
+            }
             tx.put(key, &stored);
             Ok(())
         })
@@ -402,7 +427,7 @@ fn received(
     dialog: DialogId,
     direction: Direction,
     message: &VkMessage,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Message {
     Message {
         id: MessageId::new(),
@@ -421,8 +446,10 @@ fn received(
     }
 }
 
-/// Stores a message in its dialog, with its history entry and its VK id index.
-fn append(tx: &mut Tx<'_>, dialog: &Dialog, message: &Message, now: chrono::DateTime<chrono::Utc>) {
+/// Stores a message in its dialog, with its history entry and its VK id index, and takes it
+/// into the dialog's activity (the caller saves the dialog).
+fn append(tx: &mut Tx<'_>, dialog: &mut Dialog, message: &Message, now: DateTime<Utc>) {
+    dialog.note_message(message, now);
     let key = keys::message(dialog.id, &keys::seq(now));
     if let Some(vk_id) = message.vk_id {
         tx.put(keys::vk_message(dialog.peer_id, vk_id), &key);
@@ -525,9 +552,9 @@ fn dedup_key(envelope: &Envelope<'_>, object: &Value) -> Result<Option<String>, 
 const LAST_RFC3339_SECOND: i64 = 253_402_300_799;
 
 /// A VK Unix time, if it is one RFC 3339 can render; anything else is not a real time.
-fn vk_time(unix: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+fn vk_time(unix: i64) -> Option<DateTime<Utc>> {
     (1..=LAST_RFC3339_SECOND)
         .contains(&unix)
-        .then(|| chrono::DateTime::from_timestamp(unix, 0))
+        .then(|| DateTime::from_timestamp(unix, 0))
         .flatten()
 }

@@ -24,6 +24,25 @@ pub fn token(sha256: &str) -> String {
     format!("directory/token/{sha256}")
 }
 
+/// A session of a signed-in person, by the SHA-256 of its token.
+pub fn session(sha256: &str) -> String {
+    format!("directory/session/{sha256}")
+}
+
+/// The sessions of an employee (suffix: the session's SHA-256), so they can all be ended.
+pub fn employee_sessions(employee: EmployeeId) -> String {
+    format!("directory/employee-session/{employee}/")
+}
+
+pub fn employee_session(employee: EmployeeId, session_sha256: &str) -> String {
+    format!("{}{session_sha256}", employee_sessions(employee))
+}
+
+/// A sign-in link not used yet, by the SHA-256 of its code.
+pub fn sign_in(sha256: &str) -> String {
+    format!("directory/sign-in/{sha256}")
+}
+
 pub const EVENTS: &str = "event/";
 
 pub fn event(dedup_key: &str) -> String {
@@ -31,9 +50,28 @@ pub fn event(dedup_key: &str) -> String {
 }
 
 /// How far events recorded before [`EVENTS_BY_TIME`] existed have been listed there: the
-/// last `event/` key done, or [`ALL_EVENTS_LISTED`].
+/// last `event/` key done, or [`ALL_LISTED`].
 pub const EVENTS_LISTED_UP_TO: &str = "migration/events-listed-up-to";
-pub const ALL_EVENTS_LISTED: &str = "all";
+/// How far records under `prefix` stored before their list existed have been listed: the
+/// last key done, or [`ALL_LISTED`].
+pub fn listed_up_to(prefix: &str) -> String {
+    format!("migration/listed-up-to/{prefix}")
+}
+pub const ALL_LISTED: &str = "all";
+
+/// A fresh unique value on every commit that changes something an operator sees: the
+/// workspace polls it to know when to read again. Written, never read, by transactions.
+pub const CHANGES: &str = "changes";
+
+/// When the last VK event was processed. Written, never read, by transactions.
+pub const LAST_EVENT: &str = "channel/last-event";
+
+/// Keys that change nothing an operator sees: writing only these leaves [`CHANGES`] alone.
+pub fn is_bookkeeping(key: &str) -> bool {
+    [EVENTS, EVENTS_BY_TIME, "migration/", OUTBOX]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+}
 
 pub const EVENTS_BY_TIME: &str = "index/event-time/";
 
@@ -49,8 +87,10 @@ pub fn peer(peer_id: i64) -> String {
     format!("peer/{peer_id}")
 }
 
+pub const DIALOGS: &str = "dialog/";
+
 pub fn dialog(id: DialogId) -> String {
-    format!("dialog/{id}")
+    format!("{DIALOGS}{id}")
 }
 
 pub fn messages(dialog: DialogId) -> String {
@@ -87,8 +127,10 @@ pub fn history_event(dialog: DialogId, seq: &str) -> String {
     format!("history/{dialog}/{seq}")
 }
 
+pub const LEADS: &str = "lead/";
+
 pub fn lead(id: LeadId) -> String {
-    format!("lead/{id}")
+    format!("{LEADS}{id}")
 }
 
 pub const NAMES_PENDING: &str = "index/name-pending/";
@@ -98,16 +140,22 @@ pub fn name_pending(lead: LeadId) -> String {
     format!("{NAMES_PENDING}{lead}")
 }
 
+pub const COUNTERPARTIES: &str = "counterparty/";
+
 pub fn counterparty(id: CounterpartyId) -> String {
-    format!("counterparty/{id}")
+    format!("{COUNTERPARTIES}{id}")
 }
 
+pub const ORDERS: &str = "order/";
+
 pub fn order(id: OrderId) -> String {
-    format!("order/{id}")
+    format!("{ORDERS}{id}")
 }
 
 /// Open dialogs nobody is responsible for.
 pub const QUEUE: &str = "index/queue/";
+/// Every open dialog.
+pub const OPEN: &str = "index/open/";
 pub const SPAM: &str = "index/spam/";
 pub const FINISHED: &str = "index/finished/";
 
@@ -116,9 +164,26 @@ pub fn working(employee: EmployeeId) -> String {
     format!("index/working/{employee}/")
 }
 
-/// The part of an index key after its prefix: newest dialog first, then by id.
-pub fn newest_first(started_at: DateTime<Utc>, id: DialogId) -> String {
-    let micros = u64::try_from(started_at.timestamp_micros()).unwrap_or(0);
+/// Leads, counterparties and orders, newest first; the value holds the text a search looks in.
+pub const LEADS_LISTED: &str = "index/leads/";
+pub const COUNTERPARTIES_LISTED: &str = "index/counterparties/";
+pub const ORDERS_LISTED: &str = "index/orders/";
+
+pub fn lead_listed(created_at: DateTime<Utc>, id: LeadId) -> String {
+    format!("{LEADS_LISTED}{}", newest_first(created_at, id))
+}
+
+pub fn counterparty_listed(created_at: DateTime<Utc>, id: CounterpartyId) -> String {
+    format!("{COUNTERPARTIES_LISTED}{}", newest_first(created_at, id))
+}
+
+pub fn order_listed(created_at: DateTime<Utc>, id: OrderId) -> String {
+    format!("{ORDERS_LISTED}{}", newest_first(created_at, id))
+}
+
+/// The part of an index key after its prefix: the latest time first, then by id.
+pub fn newest_first(at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    let micros = u64::try_from(at.timestamp_micros()).unwrap_or(0);
     format!("{:020}.{id}", u64::MAX - micros)
 }
 

@@ -2,14 +2,16 @@
 //! Money is exact: amounts are integer kopecks (hundredths), quantities thousandths.
 
 use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
-use crate::dialog::{Dialog, DialogStatus};
+use crate::dialog::{Dialog, DialogStatus, MAX_PAGE, Page};
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, ItemId, LeadId, OrderId};
 use crate::keys;
-use crate::tx::{Tx, read, transact};
+use crate::ports::Store;
+use crate::tx::{Tx, backfill, read, scan, transact};
 
 /// The currency of goods that name none.
 pub const DEFAULT_CURRENCY: &str = "RUB";
@@ -157,7 +159,18 @@ impl Lead {
         } else {
             tx.delete(keys::name_pending(self.id));
         }
+        let (key, entry) = self.listing();
+        tx.put(key, &entry);
         tx.put(keys::lead(self.id), self);
+    }
+
+    /// Its entry in the list of leads, derived from its state (the name changes once VK
+    /// gives it).
+    fn listing(&self) -> (String, Listed<LeadId>) {
+        (
+            keys::lead_listed(self.created_at, self.id),
+            Listed::new(self.id, &[&self.title, &self.first_name, &self.last_name]),
+        )
     }
 
     pub(crate) fn load(tx: &mut Tx<'_>, id: LeadId) -> Result<Lead, Error> {
@@ -169,6 +182,92 @@ impl Lead {
             Err(Error::LeadConverted)
         } else {
             Ok(())
+        }
+    }
+}
+
+/// Lists leads stored before their list existed, a page per call.
+pub(crate) fn list_unlisted(store: &dyn Store) -> Result<(), Error> {
+    backfill(
+        store,
+        &keys::listed_up_to(keys::LEADS),
+        keys::LEADS,
+        |tx, key, _: &IgnoredAny| {
+            // Read again in the transaction: the commit rests on the name listed.
+            if let Some(lead) = tx.get::<Lead>(key)? {
+                let (key, entry) = lead.listing();
+                tx.put_missing(key, &entry)?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// An entry of a list of documents (leads, counterparties, orders): the document's id and
+/// the names a search looks in, in lower case.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Listed<I> {
+    id: I,
+    search: String,
+}
+
+impl<I> Listed<I> {
+    pub(crate) fn new(id: I, names: &[&str]) -> Listed<I> {
+        Listed {
+            id,
+            search: names.join("\n").to_lowercase(),
+        }
+    }
+}
+
+/// The most list entries a search looks at for one page; a page that ends there has a
+/// `next` to search on from, however few items it found.
+pub const SEARCH_SCAN: usize = 2000;
+/// Entries read per scan while a search fills a page.
+const SEARCH_BATCH: usize = 200;
+
+/// A page of a list of documents, newest first: the ids of the entries whose names hold
+/// `q` (any case; blank: every entry). At most `limit` ids, and at most [`SEARCH_SCAN`]
+/// entries looked at.
+pub(crate) fn search<I: DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+    q: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Page<I>, Error> {
+    let limit = limit.clamp(1, MAX_PAGE) as usize;
+    let needle = q.trim().to_lowercase();
+    let suffix = |key: String| key[prefix.len()..].to_owned();
+    let mut items = Vec::new();
+    let mut last_item: Option<String> = None;
+    let mut cursor = after.map(|cursor| format!("{prefix}{cursor}"));
+    let mut scanned = 0;
+    loop {
+        let rows = scan::<Listed<I>>(store, prefix, cursor.as_deref(), SEARCH_BATCH as u32)?;
+        let exhausted = rows.len() < SEARCH_BATCH;
+        scanned += rows.len();
+        for (key, entry) in rows {
+            if entry.search.contains(&needle) {
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next: last_item.map(suffix),
+                    });
+                }
+                items.push(entry.id);
+                last_item = Some(key.clone());
+            }
+            cursor = Some(key);
+        }
+        if exhausted {
+            return Ok(Page { items, next: None });
+        }
+        if scanned >= SEARCH_SCAN {
+            return Ok(Page {
+                items,
+                next: cursor.map(suffix),
+            });
         }
     }
 }
@@ -221,6 +320,40 @@ impl Core<'_> {
         let dialog: Dialog =
             read(self.store, &keys::dialog(dialog))?.ok_or(Error::DialogNotFound)?;
         Ok(Communication::of(&dialog))
+    }
+
+    /// The leads whose title or name holds `q` (any listed employee), newest first, each
+    /// with its communication block.
+    pub fn leads(
+        &self,
+        actor: EmployeeId,
+        q: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<(Lead, Communication)>, Error> {
+        self.require_reader(actor)?;
+        let page = search(self.store, keys::LEADS_LISTED, q, after, limit)?;
+        self.documents(page, keys::lead, |lead: &Lead| lead.dialog_id)
+    }
+
+    /// The documents of a page of ids, each with its communication block.
+    pub(crate) fn documents<I: Copy, T: DeserializeOwned>(
+        &self,
+        page: Page<I>,
+        key: impl Fn(I) -> String,
+        dialog: impl Fn(&T) -> DialogId,
+    ) -> Result<Page<(T, Communication)>, Error> {
+        let mut items = Vec::with_capacity(page.items.len());
+        for id in page.items {
+            if let Some(document) = read::<T>(self.store, &key(id))? {
+                let communication = self.communication(dialog(&document))?;
+                items.push((document, communication));
+            }
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
     }
 
     /// Adds goods to a lead that is not converted.

@@ -35,6 +35,8 @@ use ports::{Clock, Http, Store};
 pub const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
 /// The largest request body any HTTP shell accepts (SPEC §2: a larger one is `413`).
 pub const MAX_BODY: usize = 1 << 20;
+/// The most any count counts (a bounded scan): more reads as this many.
+pub const COUNT_CAP: u32 = 1000;
 
 /// The domain bound to its ports for one call.
 pub struct Core<'a> {
@@ -59,6 +61,21 @@ impl<'a> Core<'a> {
     pub fn with_platform_settings(mut self, fixed: &'a settings::SettingsUpdate) -> Self {
         self.platform = Some(fixed);
         self
+    }
+
+    /// An opaque text that changes whenever anything an operator sees changes (dialogs,
+    /// messages, delivery states, leads, documents, settings): the workspace reads it to
+    /// know when to read again. One read.
+    pub fn change_stamp(&self) -> Result<String, Error> {
+        Ok(tx::read(self.store, keys::CHANGES)?.unwrap_or_else(|| "0".to_owned()))
+    }
+
+    /// Lists records stored before their list existed (open dialogs, leads, counterparties,
+    /// orders), a page of each kind per call; part of every flush.
+    pub(crate) fn list_unlisted(&self) -> Result<(), Error> {
+        dialog::list_unlisted(self.store)?;
+        lead::list_unlisted(self.store)?;
+        conversion::list_unlisted(self.store)
     }
 }
 

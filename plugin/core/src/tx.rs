@@ -1,11 +1,15 @@
 //! Optimistic transactions over the `Store` port: read with versions, decide, commit with the
 //! versions read as expectations, and on a conflict run the whole decision again.
+//!
+//! A commit that writes anything an operator sees also writes a fresh [`keys::CHANGES`]
+//! stamp, unconditionally: no transaction reads it, so it never makes commits conflict.
 
 use std::collections::BTreeMap;
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::Error;
+use crate::keys;
 use crate::ports::{Change, Entry, Store, StoreError, Write};
 
 /// How often a decision is re-run after a conflict before giving up with `Contention`.
@@ -49,12 +53,25 @@ impl<'a> Tx<'a> {
         self.writes.insert(key.into(), None);
     }
 
+    /// Writes `value` unless the key holds it already, so that listing what is listed
+    /// already writes nothing.
+    pub fn put_missing<T>(&mut self, key: String, value: &T) -> Result<(), Error>
+    where
+        T: Serialize + DeserializeOwned + PartialEq,
+    {
+        if self.get::<T>(&key)?.as_ref() != Some(value) {
+            self.put(key, value);
+        }
+        Ok(())
+    }
+
     /// Commits; every key read must still be at the version read, written or not, so a
     /// decision never rests on a stale read.
     fn commit(self) -> Result<(), StoreError> {
         if self.writes.is_empty() {
             return Ok(());
         }
+        let seen = self.writes.keys().any(|key| !keys::is_bookkeeping(key));
         let checks: Vec<Write> = self
             .read
             .iter()
@@ -75,6 +92,14 @@ impl<'a> Tx<'a> {
             })
             .collect();
         writes.extend(checks);
+        if seen {
+            let stamp = uuid::Uuid::new_v4().simple().to_string();
+            writes.push(Write {
+                key: keys::CHANGES.to_owned(),
+                change: Change::Put(serde_json::to_vec(&stamp).expect("a string serializes")),
+                expect: None,
+            });
+        }
         self.store.commit(writes)
     }
 }
@@ -116,6 +141,43 @@ pub(crate) fn scan<T: DeserializeOwned>(
         .into_iter()
         .map(|e| Ok((e.key, decode(&e.value)?)))
         .collect()
+}
+
+/// How many keys there are under a prefix, counting at most `cap` of them.
+pub(crate) fn count(store: &dyn Store, prefix: &str, cap: u32) -> Result<u32, Error> {
+    let found = scan_entries(store, prefix, None, cap)?.len();
+    Ok(u32::try_from(found).unwrap_or(cap))
+}
+
+/// Records listed per call of [`backfill`].
+const BACKFILL_PAGE: u32 = 200;
+
+/// Lists records stored before their list existed: hands the next page of records under
+/// `prefix` to `list` in one transaction, and remembers under `marker` how far it got, until
+/// every record was seen. `list` should write with [`Tx::put_missing`], so that a store
+/// whose records were listed from the start sees nothing written but the marker.
+pub(crate) fn backfill<T: DeserializeOwned>(
+    store: &dyn Store,
+    marker: &str,
+    prefix: &str,
+    list: impl Fn(&mut Tx<'_>, &str, &T) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let cursor: Option<String> = read(store, marker)?;
+    if cursor.as_deref() == Some(keys::ALL_LISTED) {
+        return Ok(());
+    }
+    let page = scan::<T>(store, prefix, cursor.as_deref(), BACKFILL_PAGE)?;
+    transact(store, |tx| {
+        for (key, record) in &page {
+            list(tx, key, record)?;
+        }
+        let next = match page.last() {
+            Some((last, _)) if page.len() == BACKFILL_PAGE as usize => last.as_str(),
+            _ => keys::ALL_LISTED,
+        };
+        tx.put(marker, &next);
+        Ok(())
+    })
 }
 
 /// Lists stored entries under a prefix, undecoded (their size is known before they are).

@@ -29,11 +29,17 @@ use vk_core::{CALLBACK_PATH, Core, Error, MAX_BODY};
 #[http_component]
 fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let (answer, path) = answer(request);
-    let headers = Fields::from_list(&[(
+    let mut list = vec![(
         "content-type".to_owned(),
         answer.content_type.as_bytes().to_vec(),
-    )])
-    .expect("content-type is an allowed header");
+    )];
+    list.extend(
+        answer
+            .headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec())),
+    );
+    let headers = Fields::from_list(&list).expect("the component sends only allowed headers");
     let response = OutgoingResponse::new(headers);
     response
         .set_status_code(answer.status)
@@ -84,12 +90,12 @@ fn answer(request: IncomingRequest) -> (Response, String) {
         None => (target, None),
     };
     let method = request.method().to_string();
-    let authorization = request
+    let headers: Vec<(String, String)> = request
         .headers()
-        .get("authorization")
+        .entries()
         .into_iter()
-        .next()
-        .and_then(|value| String::from_utf8(value).ok());
+        .filter_map(|(name, value)| Some((name, String::from_utf8(value).ok()?)))
+        .collect();
     let body = match read_body(request) {
         Ok(body) => body,
         Err(refusal) => return (refusal, path),
@@ -98,7 +104,7 @@ fn answer(request: IncomingRequest) -> (Response, String) {
         method: &method,
         path: &path,
         query: query.as_deref(),
-        authorization: authorization.as_deref(),
+        headers: &headers,
         body: &body,
     });
     (answer, path)
@@ -129,17 +135,17 @@ fn serve(request: &vk_api::Request<'_>) -> Response {
         Err(StoreError::Unavailable(why)) => return Response::from_error(&Error::Storage(why)),
         Err(StoreError::Conflict) => return Response::from_error(&Error::Contention),
     };
-    // The admin token is read for the operator API only: a secrets provider failing on it
-    // must not refuse VK's callbacks.
+    // The admin token and the public address are read for the operator API only: a secrets
+    // provider failing on them must not refuse VK's callbacks.
     let variables = platform_settings().and_then(|fixed| {
-        let admin_token = if request.path.starts_with("/api/") {
-            variable("admin_token")?
+        let (admin_token, public_url) = if request.path.starts_with("/api/") {
+            (variable("admin_token")?, variable("public_url")?)
         } else {
-            None
+            (None, None)
         };
-        Ok((fixed, admin_token))
+        Ok((fixed, admin_token, public_url))
     });
-    let (fixed, admin_token) = match variables {
+    let (fixed, admin_token, public_url) = match variables {
         Ok(read) => read,
         Err(name) => {
             // A secret that cannot be read must not silently turn its check off.
@@ -151,7 +157,11 @@ fn serve(request: &vk_api::Request<'_>) -> Response {
         }
     };
     let core = Core::new(&store, &outbound::Outbound, &SystemClock).with_platform_settings(&fixed);
-    vk_api::handle(&core, admin_token.as_deref(), request)
+    let config = vk_api::Config {
+        admin_token: admin_token.as_deref(),
+        public_url: public_url.as_deref(),
+    };
+    vk_api::handle(&core, &config, request)
 }
 
 /// A Spin variable: `None` when undefined or empty; an error (named by the variable, never
