@@ -505,7 +505,7 @@ impl Call<'_, '_> {
 
     fn get_settings(&self) -> Answer {
         self.admin()?;
-        Ok(Response::json(200, &json::settings(&self.core.settings()?)))
+        self.settings_answer(&self.core.settings()?)
     }
 
     /// `PUT /api/settings`: fields left out keep their value; `group_id` is read-only. A key
@@ -536,7 +536,18 @@ impl Call<'_, '_> {
             api_version: body.api_version,
             employees,
         })?;
-        Ok(Response::json(200, &json::settings(&view)))
+        self.settings_answer(&view)
+    }
+
+    /// The settings as every settings route answers them, with the full callback address to
+    /// paste into VK.
+    fn settings_answer(&self, view: &vk_core::settings::SettingsView) -> Answer {
+        let mut body = json::settings(view);
+        body["callback_url"] = json!(format!(
+            "{}{CALLBACK_PATH}",
+            auth::base_url(self.request, self.public_url)
+        ));
+        Ok(Response::json(200, &body))
     }
 
     /// An employee id the directory knows.
@@ -558,10 +569,7 @@ impl Call<'_, '_> {
 
     fn reset_group_id(&self) -> Answer {
         self.admin()?;
-        Ok(Response::json(
-            200,
-            &json::settings(&self.core.reset_group_id()?),
-        ))
+        self.settings_answer(&self.core.reset_group_id()?)
     }
 
     fn flush(&self) -> Answer {
