@@ -17,6 +17,8 @@ on_both_shells!(
     a_cookie_never_authorizes_a_cross_site_write,
     an_employee_removed_mid_session_loses_everything_at_once,
     employees_see_each_others_names,
+    the_admin_reads_every_dialog_and_document_but_acts_in_none,
+    a_polling_tab_gets_304_until_something_changes,
     the_workspace_is_served_with_its_security_headers,
 );
 
@@ -65,7 +67,13 @@ impl<'h> Browser<'h> {
         }
     }
 
-    fn send(&mut self, method: &str, path: &str, body: Option<Value>, extra: &[(&str, &str)]) -> Answer {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.host.base));
@@ -144,7 +152,10 @@ fn the_admin_signs_in_with_the_admin_token_and_out_again(shell: Shell) {
     let mut browser = Browser::new(&world.host);
     assert_eq!(browser.get("/api/me").status, 401, "not signed in yet");
     let wrong = browser.sign_in(json!({"admin_token": "not-the-admin-token"}));
-    assert_eq!((wrong.status, wrong.code()), (401, Some("unauthorized".into())));
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (401, Some("unauthorized".into()))
+    );
     assert_eq!(browser.cookie, None);
 
     let signed_in = browser.sign_in(json!({"admin_token": ADMIN}));
@@ -155,7 +166,10 @@ fn the_admin_signs_in_with_the_admin_token_and_out_again(shell: Shell) {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain http here: {cookie}");
-    assert!(!cookie.contains(ADMIN), "the admin token is not the session");
+    assert!(
+        !cookie.contains(ADMIN),
+        "the admin token is not the session"
+    );
     let session = browser.cookie.clone().expect("the session");
 
     assert_eq!(browser.get("/api/me").json()["role"], "admin");
@@ -164,10 +178,16 @@ fn the_admin_signs_in_with_the_admin_token_and_out_again(shell: Shell) {
 
     let out = browser.send("DELETE", "/api/sessions/current", None, &[]);
     assert_eq!(out.status, 200, "{}", out.body);
-    assert!(out.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    assert!(
+        out.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
     browser.cookie = Some(session);
     let after = browser.get("/api/me");
-    assert_eq!((after.status, after.code()), (401, Some("session-ended".into())));
+    assert_eq!(
+        (after.status, after.code()),
+        (401, Some("session-ended".into()))
+    );
 }
 
 fn an_employee_signs_in_once_with_a_link_the_admin_issues(shell: Shell) {
@@ -176,7 +196,10 @@ fn an_employee_signs_in_once_with_a_link_the_admin_issues(shell: Shell) {
     let mut browser = Browser::new(&world.host);
     let page = browser.get("/sign-in");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(
+        page.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
 
     let signed_in = browser.sign_in(json!({"code": code}));
     assert_eq!(signed_in.status, 201, "{}", signed_in.body);
@@ -199,7 +222,10 @@ fn an_employee_signs_in_once_with_a_link_the_admin_issues(shell: Shell) {
     // A new link ends the sessions of the old one, and works itself.
     let fresh = sign_in_code(&world, 0);
     let ended = browser.get("/api/dialogs?status=open");
-    assert_eq!((ended.status, ended.code()), (401, Some("session-ended".into())));
+    assert_eq!(
+        (ended.status, ended.code()),
+        (401, Some("session-ended".into()))
+    );
     assert_eq!(other.sign_in(json!({"code": fresh})).status, 201);
     assert_eq!(other.get("/api/me").json()["name"], "Operator 0");
 }
@@ -207,7 +233,9 @@ fn an_employee_signs_in_once_with_a_link_the_admin_issues(shell: Shell) {
 fn a_cookie_never_authorizes_a_cross_site_write(shell: Shell) {
     let world = World::on(shell, 1);
     assert_eq!(
-        world.host.callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
+        world
+            .host
+            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
         (200, "ok".to_owned())
     );
     let dialog = world.dialog_of(512_340_987)["id"]
@@ -215,13 +243,21 @@ fn a_cookie_never_authorizes_a_cross_site_write(shell: Shell) {
         .expect("an id")
         .to_owned();
     let mut browser = Browser::new(&world.host);
-    assert_eq!(browser.sign_in(json!({"code": sign_in_code(&world, 0)})).status, 201);
+    assert_eq!(
+        browser
+            .sign_in(json!({"code": sign_in_code(&world, 0)}))
+            .status,
+        201
+    );
     let before = world.snapshot();
     let claim = format!("/api/dialogs/{dialog}/claim");
     for headers in [
         vec![("sec-fetch-site", "cross-site")],
         vec![("sec-fetch-site", "same-site")],
-        vec![("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")],
+        vec![
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
     ] {
         let refused = browser.send("POST", &claim, None, &headers);
         assert_eq!(
@@ -241,7 +277,9 @@ fn a_cookie_never_authorizes_a_cross_site_write(shell: Shell) {
 fn an_employee_removed_mid_session_loses_everything_at_once(shell: Shell) {
     let world = World::on(shell, 2);
     assert_eq!(
-        world.host.callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
+        world
+            .host
+            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
         (200, "ok".to_owned())
     );
     let dialog = world.dialog_of(512_340_987)["id"]
@@ -249,19 +287,30 @@ fn an_employee_removed_mid_session_loses_everything_at_once(shell: Shell) {
         .expect("an id")
         .to_owned();
     let mut browser = Browser::new(&world.host);
-    assert_eq!(browser.sign_in(json!({"code": sign_in_code(&world, 0)})).status, 201);
     assert_eq!(
-        browser.send("POST", &format!("/api/dialogs/{dialog}/claim"), None, &[]).status,
+        browser
+            .sign_in(json!({"code": sign_in_code(&world, 0)}))
+            .status,
+        201
+    );
+    assert_eq!(
+        browser
+            .send("POST", &format!("/api/dialogs/{dialog}/claim"), None, &[])
+            .status,
         200
     );
     let id = world.staff[0].id.clone();
-    let (code, body) = world
-        .host
-        .call("DELETE", &format!("/api/employees/{id}"), Some(ADMIN), None);
+    let (code, body) =
+        world
+            .host
+            .call("DELETE", &format!("/api/employees/{id}"), Some(ADMIN), None);
     assert_eq!(code, 200, "{body}");
 
     let ended = browser.get("/api/dialogs?status=open");
-    assert_eq!((ended.status, ended.code()), (401, Some("session-ended".into())));
+    assert_eq!(
+        (ended.status, ended.code()),
+        (401, Some("session-ended".into()))
+    );
     let (code, _) = world.host.call("GET", "/api/dialogs", world.token(0), None);
     assert_eq!(code, 401, "the bearer token is gone too");
     let (_, settings) = world.host.call("GET", "/api/settings", Some(ADMIN), None);
@@ -272,29 +321,105 @@ fn an_employee_removed_mid_session_loses_everything_at_once(shell: Shell) {
         "not listed any more: {employees}"
     );
     // Their dialog went back to the queue.
-    let (_, seen) = world
-        .host
-        .call("GET", &format!("/api/dialogs/{dialog}"), world.token(1), None);
+    let (_, seen) = world.host.call(
+        "GET",
+        &format!("/api/dialogs/{dialog}"),
+        world.token(1),
+        None,
+    );
     assert_eq!(seen["responsible"], Value::Null, "{seen}");
-    let (code, again) = world
-        .host
-        .call("DELETE", &format!("/api/employees/{id}"), Some(ADMIN), None);
+    let (code, again) =
+        world
+            .host
+            .call("DELETE", &format!("/api/employees/{id}"), Some(ADMIN), None);
     assert_eq!(
         (code, again["error"]["code"].as_str()),
         (404, Some("employee-not-found"))
     );
 }
 
+fn the_admin_reads_every_dialog_and_document_but_acts_in_none(shell: Shell) {
+    let world = World::on(shell, 1);
+    assert_eq!(
+        world
+            .host
+            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
+        (200, "ok".to_owned())
+    );
+    let dialog = world.dialog_of(512_340_987);
+    let id = dialog["id"].as_str().expect("an id");
+    let mut admin = Browser::new(&world.host);
+    assert_eq!(admin.sign_in(json!({"admin_token": ADMIN})).status, 201);
+    let all = admin.get("/api/dialogs?status=all");
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.json()["dialogs"][0]["id"], id);
+    assert_eq!(all.json()["dialogs"][0]["unread"], 0);
+    assert_eq!(
+        admin.get("/api/dialogs?status=mine").json()["dialogs"],
+        json!([])
+    );
+    assert_eq!(
+        admin.get(&format!("/api/dialogs/{id}/messages")).status,
+        200
+    );
+    assert_eq!(admin.get(&format!("/api/dialogs/{id}/history")).status, 200);
+    let lead = admin.get(&format!(
+        "/api/leads/{}",
+        dialog["lead_id"].as_str().expect("a lead")
+    ));
+    assert_eq!(lead.status, 200, "{}", lead.body);
+    assert_eq!(
+        admin.get("/api/leads").json()["leads"][0]["id"],
+        dialog["lead_id"]
+    );
+    let claim = admin.post(&format!("/api/dialogs/{id}/claim"), json!({}));
+    assert_eq!(
+        (claim.status, claim.code()),
+        (403, Some("not-an-employee".into()))
+    );
+}
+
+fn a_polling_tab_gets_304_until_something_changes(shell: Shell) {
+    let world = World::on(shell, 1);
+    let mut tab = Browser::new(&world.host);
+    assert_eq!(
+        tab.sign_in(json!({"code": sign_in_code(&world, 0)})).status,
+        201
+    );
+    let first = tab.get("/api/changes");
+    assert_eq!(first.status, 200, "{}", first.body);
+    let etag = first.header("etag").expect("an ETag").to_owned();
+    for _ in 0..3 {
+        let idle = tab.send("GET", "/api/changes", None, &[("if-none-match", &etag)]);
+        assert_eq!((idle.status, idle.body.as_str()), (304, ""));
+    }
+    assert_eq!(
+        world
+            .host
+            .callback(&message_new("first", 512_340_987, 1, "Есть торты?")),
+        (200, "ok".to_owned())
+    );
+    let changed = tab.send("GET", "/api/changes", None, &[("if-none-match", &etag)]);
+    assert_eq!(changed.status, 200);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+}
+
 fn employees_see_each_others_names(shell: Shell) {
     let world = World::on(shell, 2);
-    let (code, body) = world.host.call("GET", "/api/employees", world.token(1), None);
+    let (code, body) = world
+        .host
+        .call("GET", "/api/employees", world.token(1), None);
     assert_eq!(code, 200, "{body}");
     let mut names: Vec<(String, String)> = body["employees"]
         .as_array()
         .expect("a list")
         .iter()
         .map(|e| {
-            assert_eq!(e.as_object().map(|o| o.len()), Some(2), "id and name only: {e}");
+            assert_eq!(
+                e.as_object().map(|o| o.len()),
+                Some(2),
+                "id and name only: {e}"
+            );
             (
                 e["id"].as_str().expect("an id").to_owned(),
                 e["name"].as_str().expect("a name").to_owned(),
@@ -327,7 +452,8 @@ fn the_workspace_is_served_with_its_security_headers(shell: Shell) {
         let page = browser.get(path);
         assert_eq!(page.status, 200, "{path}");
         assert!(
-            page.header("content-type").is_some_and(|t| t.starts_with(kind)),
+            page.header("content-type")
+                .is_some_and(|t| t.starts_with(kind)),
             "{path}: {:?}",
             page.header("content-type")
         );
@@ -354,14 +480,24 @@ fn links_and_cookies_follow_the_public_url() {
     );
     assert_eq!(code, 201, "{body}");
     let link = body["link"].as_str().expect("a link");
-    assert!(link.starts_with("https://crm.example.com/sign-in#"), "{link}");
+    assert!(
+        link.starts_with("https://crm.example.com/sign-in#"),
+        "{link}"
+    );
     let mut browser = Browser::new(&world.host);
     let code = link.split_once('#').expect("a code").1;
     let signed_in = browser.sign_in(json!({"code": code}));
     assert!(
-        signed_in.header("set-cookie").is_some_and(|c| c.contains("; Secure")),
+        signed_in
+            .header("set-cookie")
+            .is_some_and(|c| c.contains("; Secure")),
         "{:?}",
         signed_in.header("set-cookie")
     );
-    assert!(world.host.logs().contains("https://crm.example.com/settings/integrations/vk-group/call-back"));
+    assert!(
+        world
+            .host
+            .logs()
+            .contains("https://crm.example.com/settings/integrations/vk-group/call-back")
+    );
 }

@@ -106,7 +106,9 @@ pub(crate) fn vk_api_base(base: &str) -> anyhow::Result<String> {
 pub fn public_url(url: &str) -> anyhow::Result<String> {
     let url = url.trim_end_matches('/');
     if origin(url).is_none() || url.contains(['?', '#']) {
-        anyhow::bail!("--public-url must be an http(s) address such as https://crm.example.com, got {url}");
+        anyhow::bail!(
+            "--public-url must be an http(s) address such as https://crm.example.com, got {url}"
+        );
     }
     Ok(url.to_owned())
 }

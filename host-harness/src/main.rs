@@ -234,10 +234,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         move |address| {
             let base = public_url.unwrap_or_else(|| format!("http://{address}"));
             eprintln!("vk-host: the workspace: {base}/");
-            eprintln!(
-                "vk-host: VK callback address: {base}{}",
-                api::CALLBACK_PATH
-            );
+            eprintln!("vk-host: VK callback address: {base}{}", api::CALLBACK_PATH);
             tokio::spawn(flush_forever(app, every));
         },
     )

@@ -106,7 +106,10 @@ mod tests {
         assert!(!is_cross_site(&with(&same)));
         let other = request(&[("sec-fetch-site", "cross-site")]);
         assert!(is_cross_site(&with(&other)));
-        let origin = request(&[("Origin", "http://127.0.0.1:8080"), ("Host", "127.0.0.1:8080")]);
+        let origin = request(&[
+            ("Origin", "http://127.0.0.1:8080"),
+            ("Host", "127.0.0.1:8080"),
+        ]);
         assert!(!is_cross_site(&with(&origin)));
         let foreign = request(&[("Origin", "https://evil.example"), ("Host", "crm.example")]);
         assert!(is_cross_site(&with(&foreign)));

@@ -4,8 +4,7 @@ use serde_json::{Value, json};
 use vk_core::conversion::{Counterparty, Order};
 use vk_core::delivery::FlushReport;
 use vk_core::dialog::{
-    Delivery, Dialog, DialogCounts, DialogStatus, Direction, EventKind, HistoryEvent, Message,
-    Page,
+    Delivery, Dialog, DialogCounts, DialogStatus, Direction, EventKind, HistoryEvent, Message, Page,
 };
 use vk_core::directory::Employee;
 use vk_core::intake::ChannelState;

@@ -7,9 +7,9 @@
 //! `wasi:http` handler. So both answer every request alike, and no rule of the domain lives
 //! here either: each route is one call of [`Core`].
 
+mod auth;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
-mod auth;
 mod json;
 mod lists;
 mod web;
@@ -309,16 +309,9 @@ impl Call<'_, '_> {
         }
         let token = auth::session_cookie(self.request).ok_or_else(unauthorized)?;
         let admin = self.admin_token.map(digest);
-        let subject = self
-            .core
-            .session(token, admin.as_deref())?
-            .ok_or_else(|| {
-                Refusal::new(
-                    401,
-                    "session-ended",
-                    "the session has ended: sign in again",
-                )
-            })?;
+        let subject = self.core.session(token, admin.as_deref())?.ok_or_else(|| {
+            Refusal::new(401, "session-ended", "the session has ended: sign in again")
+        })?;
         if !matches!(self.request.method, "GET" | "HEAD") && auth::is_cross_site(self.request) {
             return Err(Refusal::new(
                 403,
@@ -430,7 +423,8 @@ impl Call<'_, '_> {
             vk_core::directory::SESSION_DAYS * 24 * 3600,
             self.secure(),
         );
-        Ok(Response::json(201, &json!({"me": self.me_of(subject)?})).with_header("set-cookie", cookie))
+        Ok(Response::json(201, &json!({"me": self.me_of(subject)?}))
+            .with_header("set-cookie", cookie))
     }
 
     /// `DELETE /api/sessions/current` («Выйти»).
@@ -439,7 +433,8 @@ impl Call<'_, '_> {
         if let Some(token) = auth::session_cookie(self.request) {
             self.core.end_session(token)?;
         }
-        Ok(Response::json(200, &json!({})).with_header("set-cookie", auth::end_cookie(self.secure())))
+        Ok(Response::json(200, &json!({}))
+            .with_header("set-cookie", auth::end_cookie(self.secure())))
     }
 
     /// Whether people reach the product over https (the session cookie is `Secure` then).
@@ -483,7 +478,10 @@ impl Call<'_, '_> {
         self.admin()?;
         let id = ids::employee(id)?;
         self.core.remove_employee(id)?;
-        Ok(Response::json(200, &json!({"id": id.to_string(), "removed": true})))
+        Ok(Response::json(
+            200,
+            &json!({"id": id.to_string(), "removed": true}),
+        ))
     }
 
     fn create_employee(&self) -> Answer {
@@ -581,17 +579,20 @@ impl Call<'_, '_> {
     }
 
     fn get_dialog(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
-        let dialog = self.core.dialog(actor, ids::dialog(id)?)?;
-        Ok(Response::json(200, &json::dialog(&dialog, Some(actor))))
+        let reader = self.caller()?;
+        let dialog = self.core.dialog(reader, ids::dialog(id)?)?;
+        Ok(Response::json(
+            200,
+            &json::dialog(&dialog, reader.employee()),
+        ))
     }
 
     fn list_messages(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (after, limit) = self.page()?;
         let page = self
             .core
-            .messages(actor, ids::dialog(id)?, after.as_deref(), limit)?;
+            .messages(reader, ids::dialog(id)?, after.as_deref(), limit)?;
         Ok(Response::json(200, &json::messages(&page)))
     }
 
@@ -603,11 +604,11 @@ impl Call<'_, '_> {
     }
 
     fn history(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (after, limit) = self.page()?;
         let (page, operators) =
             self.core
-                .history(actor, ids::dialog(id)?, after.as_deref(), limit)?;
+                .history(reader, ids::dialog(id)?, after.as_deref(), limit)?;
         Ok(Response::json(200, &json::history(&page, &operators)))
     }
 
@@ -648,8 +649,8 @@ impl Call<'_, '_> {
     }
 
     fn get_lead(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
-        let (lead, communication) = self.core.lead(actor, ids::lead(id)?)?;
+        let reader = self.caller()?;
+        let (lead, communication) = self.core.lead(reader, ids::lead(id)?)?;
         Ok(Response::json(200, &json::lead(&lead, &communication)))
     }
 
@@ -704,9 +705,9 @@ impl Call<'_, '_> {
     }
 
     fn get_counterparty(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (counterparty, communication) =
-            self.core.counterparty(actor, ids::counterparty(id)?)?;
+            self.core.counterparty(reader, ids::counterparty(id)?)?;
         Ok(Response::json(
             200,
             &json::counterparty(&counterparty, &communication),
@@ -714,8 +715,8 @@ impl Call<'_, '_> {
     }
 
     fn get_order(&self, id: &str) -> Answer {
-        let actor = self.employee()?;
-        let (order, communication) = self.core.order(actor, ids::order(id)?)?;
+        let reader = self.caller()?;
+        let (order, communication) = self.core.order(reader, ids::order(id)?)?;
         Ok(Response::json(200, &json::order(&order, &communication)))
     }
 }

@@ -11,7 +11,7 @@ impl Call<'_, '_> {
     /// `GET /api/dialogs?status=`: `open` (the default: the queue and the caller's own),
     /// `queue`, `mine`, `all`, `spam`, `finished`.
     pub(crate) fn list_dialogs(&self) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let list = match self.query("status").as_deref().unwrap_or("open") {
             "open" => DialogList::Open,
             "queue" => DialogList::Queue,
@@ -30,14 +30,17 @@ impl Call<'_, '_> {
             }
         };
         let (after, limit) = self.page()?;
-        let page = self.core.dialogs(actor, list, after.as_deref(), limit)?;
-        Ok(Response::json(200, &json::dialogs(&page, Some(actor))))
+        let page = self.core.dialogs(reader, list, after.as_deref(), limit)?;
+        Ok(Response::json(
+            200,
+            &json::dialogs(&page, reader.employee()),
+        ))
     }
 
     /// `GET /api/dialogs/counts`.
     pub(crate) fn dialog_counts(&self) -> Answer {
-        let actor = self.employee()?;
-        let counts = self.core.dialog_counts(actor)?;
+        let reader = self.caller()?;
+        let counts = self.core.dialog_counts(reader)?;
         Ok(Response::json(200, &json::dialog_counts(&counts)))
     }
 
@@ -50,9 +53,11 @@ impl Call<'_, '_> {
 
     /// `GET /api/leads?q=&after=&limit=`.
     pub(crate) fn list_leads(&self) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (after, limit) = self.page()?;
-        let page = self.core.leads(actor, &self.search(), after.as_deref(), limit)?;
+        let page = self
+            .core
+            .leads(reader, &self.search(), after.as_deref(), limit)?;
         Ok(Response::json(
             200,
             &json::documents("leads", &page, json::lead),
@@ -61,11 +66,11 @@ impl Call<'_, '_> {
 
     /// `GET /api/counterparties?q=&after=&limit=`.
     pub(crate) fn list_counterparties(&self) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (after, limit) = self.page()?;
         let page = self
             .core
-            .counterparties(actor, &self.search(), after.as_deref(), limit)?;
+            .counterparties(reader, &self.search(), after.as_deref(), limit)?;
         Ok(Response::json(
             200,
             &json::documents("counterparties", &page, json::counterparty),
@@ -74,11 +79,11 @@ impl Call<'_, '_> {
 
     /// `GET /api/orders?q=&after=&limit=`.
     pub(crate) fn list_orders(&self) -> Answer {
-        let actor = self.employee()?;
+        let reader = self.caller()?;
         let (after, limit) = self.page()?;
         let page = self
             .core
-            .orders(actor, &self.search(), after.as_deref(), limit)?;
+            .orders(reader, &self.search(), after.as_deref(), limit)?;
         Ok(Response::json(
             200,
             &json::documents("orders", &page, json::order),
@@ -92,11 +97,21 @@ impl Call<'_, '_> {
         Ok(Response::json(200, &json::channel_state(&state)))
     }
 
-    /// `GET /api/changes` (anyone signed in): the change stamp.
+    /// `GET /api/changes` (anyone signed in): the change stamp, as an `ETag` too, so that a
+    /// workspace polling with `If-None-Match` gets an empty `304` while nothing changed.
     pub(crate) fn changes(&self) -> Answer {
         self.caller()?;
         let stamp = self.core.change_stamp()?;
-        Ok(Response::json(200, &json::change_stamp(&stamp)))
+        let etag = format!("\"{stamp}\"");
+        if self.request.header("if-none-match") == Some(etag.as_str()) {
+            return Ok(Response {
+                status: 304,
+                content_type: "application/json",
+                headers: vec![("etag", etag), ("cache-control", "no-cache".to_owned())],
+                body: Vec::new(),
+            });
+        }
+        Ok(Response::json(200, &json::change_stamp(&stamp)).with_header("etag", etag))
     }
 
     /// The search text `q` of a list (none: everything).

@@ -74,7 +74,10 @@ pub fn page(request: &Request<'_>) -> Answer {
         .header("if-none-match")
         .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
     let headers = vec![
-        ("content-security-policy", CONTENT_SECURITY_POLICY.to_owned()),
+        (
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY.to_owned(),
+        ),
         ("x-content-type-options", "nosniff".to_owned()),
         ("referrer-policy", "no-referrer".to_owned()),
         ("x-frame-options", "DENY".to_owned()),
@@ -85,6 +88,10 @@ pub fn page(request: &Request<'_>) -> Answer {
         status: if fresh { 304 } else { 200 },
         content_type: file.content_type,
         headers,
-        body: if fresh { Vec::new() } else { file.bytes.to_vec() },
+        body: if fresh {
+            Vec::new()
+        } else {
+            file.bytes.to_vec()
+        },
     })
 }

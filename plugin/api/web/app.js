@@ -88,6 +88,7 @@ const VK_REASONS = {
   902: 'настройки приватности человека запрещают сообщения от сообщества', 914: 'сообщение слишком длинное',
 };
 const MAX_TEXT = 9000;
+const ADMIN_NOTE = 'Сервер показывает диалоги и документы только сотрудникам открытых линий.';
 
 const NS = 'http://www.w3.org/2000/svg';
 const ICONS = {
@@ -98,6 +99,7 @@ const ICONS = {
   order: 'M3 7l9-4 9 4v10l-9 4-9-4z M3 7l9 4 9-4 M12 11v10',
   settings: 'M12 8.5a3.5 3.5 0 1 0 0 7 3.5 3.5 0 0 0 0-7z M12 2v3 M12 19v3 M2 12h3 M19 12h3 M4.9 4.9L7 7 M17 17l2.1 2.1 M4.9 19.1L7 17 M17 7l2.1-2.1',
   send: 'M4 12l16-8-6 16-3-7z M11 13l9-9',
+  clip: 'M20 11.5l-8 8a5 5 0 0 1-7-7l8.5-8.5a3.4 3.4 0 0 1 4.8 4.8L9.8 17.3a1.8 1.8 0 0 1-2.6-2.6L15 7',
 };
 
 // ---------------------------------------------------------------------------------------
@@ -117,6 +119,12 @@ function h(tag, attrs, ...kids) {
   }
   add(el, kids);
   return el;
+}
+
+/// Replaces an element's children (null and false are skipped, unlike replaceChildren).
+function set(el, ...kids) {
+  el.replaceChildren();
+  return add(el, kids);
 }
 
 function add(el, kids) {
@@ -354,7 +362,7 @@ function toast(text) {
 function modal(title, body, actions) {
   const dialog = $('modal');
   const error = h('p', { class: 'error', role: 'alert' });
-  dialog.replaceChildren(
+  set(dialog, 
     h('h2', { id: 'modal-title' }, title),
     h('div', { class: 'modal-body' }, body),
     error,
@@ -425,11 +433,11 @@ function render() {
     : route.view === 'settings' ? null : DOC_LIST[route.view] || route.view;
   if (!listKey) {
     S.list = null;
-    listPane.replaceChildren();
+    set(listPane);
   } else if (S.list?.key !== listKey) {
     S.list = listKey.startsWith('lines:') ? linesList(S.tab) : docsList(listKey);
     S.list.key = listKey;
-    listPane.replaceChildren(S.list.el);
+    set(listPane, S.list.el);
     S.list.refresh();
   } else {
     S.list.select?.();
@@ -441,7 +449,7 @@ function render() {
   if (route.view === 'dialog') {
     if (S.chat?.id !== route.id) {
       S.chat = chatView(route.id, seq);
-      mainPane.replaceChildren(S.chat.el);
+      set(mainPane, S.chat.el);
       S.chat.refresh();
     }
   } else if (route.view === 'lead' || route.view === 'counterparty' || route.view === 'order') {
@@ -449,21 +457,21 @@ function render() {
       const make = { lead: leadView, counterparty: counterpartyView, order: orderView }[route.view];
       S.doc = make(route.id, false);
       S.doc.key = `${route.view}:${route.id}`;
-      mainPane.replaceChildren(S.doc.el);
+      set(mainPane, S.doc.el);
       S.doc.refresh();
     }
   } else if (route.view === 'settings') {
-    mainPane.replaceChildren(settingsView().el);
+    set(mainPane, settingsView().el);
   } else {
     const hint = route.view === 'lines' ? 'Выберите диалог слева, чтобы открыть переписку.'
       : { leads: 'Выберите лид из списка.', counterparties: 'Выберите контрагента из списка.', orders: 'Выберите заказ из списка.' }[route.view];
-    mainPane.replaceChildren(h('div', { class: 'placeholder' }, icon(route.view === 'lines' ? 'lines' : 'lead'), h('p', null, hint)));
+    set(mainPane, h('div', { class: 'placeholder' }, icon(route.view === 'lines' ? 'lines' : 'lead'), h('p', null, hint)));
   }
 
   // The right: the lead of the open dialog (wide screens).
   if (route.view !== 'dialog') {
     S.side = null;
-    sidePane.replaceChildren();
+    set(sidePane);
   }
   document.title = `${route.view === 'settings' ? 'Интеграция с VK сообществом' : 'Открытые линии VK'} — CRM`;
 }
@@ -472,7 +480,7 @@ function showSide(leadId) {
   if (S.side?.id === leadId) return;
   S.side = leadView(leadId, true);
   S.side.id = leadId;
-  $('pane-side').replaceChildren(S.side.el);
+  set($('pane-side'), S.side.el);
   S.side.refresh();
 }
 
@@ -488,7 +496,7 @@ function buildNav() {
   ];
   if (isAdmin()) items.push(['settings', '#/settings', 'Настройки', 'settings']);
   const nav = $('nav');
-  nav.replaceChildren(...items.map(([key, href, label, glyph]) => h('a', { href, 'data-key': key, class: 'nav-link' }, icon(glyph), h('span', null, label))));
+  set(nav, ...items.map(([key, href, label, glyph]) => h('a', { href, 'data-key': key, class: 'nav-link' }, icon(glyph), h('span', null, label))));
   nav.hidden = false;
 }
 
@@ -515,7 +523,7 @@ function linesList(tab) {
   let loaded = false;
 
   function drawTabs() {
-    tabs.replaceChildren(...visibleTabs().map(([id, label]) => {
+    set(tabs, ...visibleTabs().map(([id, label]) => {
       const count = (id === 'queue' || id === 'mine') && S.counts ? S.counts[id] : null;
       return h('a', { href: `#/lines/${id}`, class: 'tab', 'aria-current': id === tab ? 'page' : null },
         label, Number.isFinite(count) && count > 0 ? h('span', { class: 'count' }, String(count)) : null);
@@ -525,9 +533,9 @@ function linesList(tab) {
   function draw() {
     rows.removeAttribute('aria-busy');
     if (!items.length) {
-      rows.replaceChildren(h('li', { class: 'empty' }, loaded ? EMPTY[tab] : 'Загрузка…'));
+      set(rows, error.textContent ? '' : h('li', { class: 'empty' }, loaded ? EMPTY[tab] : 'Загрузка…'));
     } else {
-      rows.replaceChildren(...items.map((d) => dialogRow(d, tab, (message) => { error.textContent = message; })));
+      set(rows, ...items.map((d) => dialogRow(d, tab, (message) => { error.textContent = message; })));
     }
     more.hidden = !next;
   }
@@ -552,7 +560,7 @@ function linesList(tab) {
       error.textContent = '';
     } catch (e) {
       loaded = true;
-      error.textContent = `Список не обновился. ${sentence(e)}`;
+      error.textContent = `Список не загрузился. ${sentence(e, { 'not-an-employee': ADMIN_NOTE })}`;
     }
     drawTabs();
     draw();
@@ -714,9 +722,9 @@ function chatView(id, seq) {
   function drawHead() {
     const profile = Number.isSafeInteger(dialog.peer_id) && dialog.peer_id > 0 ? new URL(`https://vk.com/id${dialog.peer_id}`) : null;
     const name = h('bdi', null, dialog.name || 'Без имени');
-    title.replaceChildren(profile ? externalLink(profile, name, h('span', { class: 'sr-only' }, ' — профиль VK')) : name);
+    set(title, profile ? externalLink(profile, name, h('span', { class: 'sr-only' }, ' — профиль VK')) : name);
     const participants = (dialog.participants || []).filter((p) => p !== dialog.responsible);
-    sub.replaceChildren(
+    set(sub, 
       h('span', { class: `chip ${dialog.status}` }, DIALOG_STATUS[dialog.status] || dialog.status),
       h('span', null, 'Ответственный: ', dialog.responsible ? h('bdi', null, employeeName(dialog.responsible)) : 'не закреплён'),
       participants.length ? h('span', null, 'Участники: ', participants.map((p, n) => [n ? ', ' : '', h('bdi', null, employeeName(p))])) : null,
@@ -728,7 +736,7 @@ function chatView(id, seq) {
     const sig = JSON.stringify([dialog.status, dialog.responsible, dialog.participants, S.me.role]);
     if (sig === signature) return;
     signature = sig;
-    actions.replaceChildren(
+    set(actions, 
       isEmployee() && open && !dialog.responsible ? button('Закрепить за мной', direct('claim', 'Диалог закреплён за вами'), 'primary') : null,
       h('a', { class: 'btn', href: `#/lead/${path(dialog.lead_id)}` }, 'Перейти в лид'),
       button('История', showHistory),
@@ -829,30 +837,29 @@ function chatView(id, seq) {
     try {
       const { items, extra } = await allPages(`/api/dialogs/${path(id)}/history`, 'events');
       const ops = Array.isArray(extra.operators) ? extra.operators : [];
-      operators.replaceChildren(h('strong', null, 'Операторы: '),
+      set(operators, h('strong', null, 'Операторы: '),
         ops.length ? ops.map((o, n) => [n ? ', ' : '', h('bdi', null, employeeName(o))]) : 'пока никто не работал с диалогом');
-      list.replaceChildren(...(items.length ? items.map(historyRow) : [h('li', null, 'Событий пока нет.')]));
+      set(list, ...(items.length ? items.map(historyRow) : [h('li', null, 'Событий пока нет.')]));
     } catch (e) {
       box.error.textContent = `История не загрузилась. ${sentence(e)}`;
-      list.replaceChildren();
+      set(list);
     }
   }
 
   function historyRow(event) {
     const actor = event.actor ? h('bdi', null, employeeName(event.actor)) : null;
     const subject = event.subject ? h('bdi', null, employeeName(event.subject)) : null;
-    const to = subject || 'в очередь';
     const what = {
       'message-in': ['Сообщение клиента'],
-      'message-out': [actor ? ['Ответ: ', actor] : 'Ответ сообщества из VK'],
-      'claimed': ['Закреплён за собой: ', actor],
-      'invited': ['Приглашение: ', subject, actor ? [' (пригласил(а) ', actor, ')'] : null],
-      'left': ['Покинул(а) диалог: ', actor],
-      'delegated': ['Делегирован: ', actor, ' → ', subject],
-      'closed-as-spam': ['Закрыт как спам: ', actor],
-      'finished': ['Завершён: ', actor],
-      'restored': ['Восстановлен', actor ? [' (', actor, ')'] : null, ' → ', to],
-      'reopened': ['Клиент написал снова, диалог открыт → ', to],
+      'message-out': actor ? [actor, ': ответ'] : ['Ответ сообщества из VK'],
+      'claimed': [actor, ': закрепление за собой'],
+      'invited': [actor, ': приглашение — ', subject],
+      'left': [actor, ': выход из диалога'],
+      'delegated': [actor, ': делегирование — ', subject],
+      'closed-as-spam': [actor, ': закрытие как спам'],
+      'finished': [actor, ': завершение диалога'],
+      'restored': [actor, ': восстановление — ', subject ? ['ответственный ', subject] : 'в очередь'],
+      'reopened': ['Клиент написал снова, диалог открыт — ', subject ? ['ответственный ', subject] : 'в очереди'],
     }[event.kind] || [event.kind];
     const message = event.message_id ? rendered.get(event.message_id)?.message : null;
     return h('li', null, timeEl(event.at, fullTime), h('span', { class: 'what' }, what),
@@ -940,7 +947,7 @@ function chatView(id, seq) {
       if (!alive()) return;
       if (!dialog) {
         title.textContent = 'Диалог не открылся';
-        log.replaceChildren(h('li', { class: 'empty' }, sentence(e)));
+        set(log, h('li', { class: 'empty' }, sentence(e)));
         composer.hidden = true;
       } else {
         notice.textContent = `Переписка не обновилась. ${sentence(e)}`;
@@ -958,8 +965,8 @@ function attachmentEl(a) {
   if (url && url.protocol === 'https:' && ['photo', 'sticker', 'graffiti'].includes(kind)) {
     return externalLink(url, h('img', { src: url.href, alt: label, loading: 'lazy', referrerpolicy: 'no-referrer', class: 'att-img' }));
   }
-  if (url) return h('span', { class: 'att' }, '📎 ', externalLink(url, h('bdi', null, label)));
-  return h('span', { class: 'att' }, '📎 ', h('bdi', null, label), ' (ссылки нет)');
+  if (url) return h('span', { class: 'att' }, icon('clip'), externalLink(url, h('bdi', null, label)));
+  return h('span', { class: 'att' }, icon('clip'), h('bdi', null, label), ' (ссылки нет)');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1045,8 +1052,8 @@ function leadView(id, side) {
   function draw(next) {
     if (!next || !alive()) return;
     lead = next;
-    shell.title.replaceChildren(h('bdi', null, lead.title || 'Лид'));
-    fieldArea.replaceChildren(fields([
+    set(shell.title, h('bdi', null, lead.title || 'Лид'));
+    set(fieldArea, fields([
       ['Название', h('bdi', null, lead.title || '—')],
       ['Имя', h('bdi', null, lead.first_name || '—')],
       ['Фамилия', h('bdi', null, lead.last_name || '—')],
@@ -1066,12 +1073,12 @@ function leadView(id, side) {
         target.disabled = false;
       }
     }, 'primary');
-    commArea.replaceChildren(communication(lead.communication, restore));
+    set(commArea, communication(lead.communication, restore));
     const editable = lead.status !== 'converted';
     // A quantity being typed is not redrawn under the person's fingers.
     if (!goods.contains(document.activeElement) || goods.dataset.lead !== JSON.stringify(lead.items)) {
       goods.dataset.lead = JSON.stringify(lead.items);
-      goods.replaceChildren(goodsTable(lead.items || [], lead.currency, editable,
+      set(goods, goodsTable(lead.items || [], lead.currency, editable,
         (item, input) => {
           const q = decimal(input.value);
           if (!q || Number(q) <= 0) {
@@ -1082,7 +1089,7 @@ function leadView(id, side) {
         },
         (item) => change(() => api('DELETE', `/api/leads/${path(id)}/items/${path(item.id)}`))));
     }
-    total.replaceChildren('Итого: ', h('strong', null, money(lead.total, lead.currency)));
+    set(total, 'Итого: ', h('strong', null, money(lead.total, lead.currency)));
     form.el.hidden = !editable;
     drawConvert();
   }
@@ -1093,7 +1100,7 @@ function leadView(id, side) {
         lead.counterparty_id ? api('GET', `/api/counterparties/${path(lead.counterparty_id)}`).catch(() => null) : null,
         lead.order_id ? api('GET', `/api/orders/${path(lead.order_id)}`).catch(() => null) : null,
       ]);
-      convertArea.replaceChildren(h('section', { class: 'block' }, h('h3', null, 'Лид конвертирован'),
+      set(convertArea, h('section', { class: 'block' }, h('h3', null, 'Лид конвертирован'),
         h('p', { class: 'links' },
           lead.counterparty_id ? h('a', { class: 'btn', href: `#/counterparty/${path(lead.counterparty_id)}` }, 'Контрагент', party?.name ? [': ', h('bdi', null, party.name)] : null) : null,
           lead.order_id ? h('a', { class: 'btn', href: `#/order/${path(lead.order_id)}` }, 'Заказ', order?.number ? [' ', h('bdi', null, order.number)] : null) : null)));
@@ -1112,7 +1119,7 @@ function leadView(id, side) {
         go.disabled = false;
       }
     }, 'primary wide');
-    convertArea.replaceChildren(go);
+    set(convertArea, go);
   }
 
   async function refresh() {
@@ -1173,8 +1180,8 @@ function counterpartyView(id) {
       const c = await api('GET', `/api/counterparties/${path(id)}`);
       if (!alive()) return;
       const profile = safeUrl(c.vk_profile);
-      shell.title.replaceChildren(h('bdi', null, c.name || 'Контрагент'));
-      shell.body.replaceChildren(
+      set(shell.title, h('bdi', null, c.name || 'Контрагент'));
+      set(shell.body, 
         fields([
           ['Имя', h('bdi', null, c.name || '—')],
           ['Профиль VK', profile ? externalLink(profile, profile.href) : '—'],
@@ -1197,8 +1204,8 @@ function orderView(id) {
       const o = await api('GET', `/api/orders/${path(id)}`);
       if (!alive()) return;
       const party = o.counterparty_id ? await api('GET', `/api/counterparties/${path(o.counterparty_id)}`).catch(() => null) : null;
-      shell.title.replaceChildren('Заказ ', h('bdi', null, o.number || ''));
-      shell.body.replaceChildren(
+      set(shell.title, 'Заказ ', h('bdi', null, o.number || ''));
+      set(shell.body, 
         fields([
           ['Номер', h('bdi', null, o.number || '—')],
           ['Статус', h('span', { class: 'chip' }, ORDER_STATUS[o.status] || o.status || '—')],
@@ -1257,9 +1264,9 @@ function docsList(kind) {
   function draw() {
     if (!items.length) {
       const q = search.value.trim();
-      rows.replaceChildren(h('li', { class: 'empty' }, q ? `По запросу «${q}» ничего не найдено.` : spec.empty));
+      set(rows, error.textContent ? '' : h('li', { class: 'empty' }, q ? `По запросу «${q}» ничего не найдено.` : spec.empty));
     } else {
-      rows.replaceChildren(...items.map(row));
+      set(rows, ...items.map(row));
     }
     more.hidden = !next;
   }
@@ -1275,7 +1282,7 @@ function docsList(kind) {
       next = page.next || null;
       error.textContent = '';
     } catch (e) {
-      error.textContent = `Список не загрузился. ${sentence(e)}`;
+      error.textContent = `Список не загрузился. ${sentence(e, { 'not-an-employee': ADMIN_NOTE })}`;
     }
     draw();
   }
@@ -1328,7 +1335,30 @@ function settingsView() {
     h('section', { class: 'block', 'aria-labelledby': 's-channel' }, h('h2', { id: 's-channel' }, 'Состояние канала'), channel),
     h('section', { class: 'block', 'aria-labelledby': 's-people' }, h('h2', { id: 's-people' }, 'Сотрудники открытых линий'), people));
   let settings = null;
+  let groupOut = null;
+  let resetButton = null;
   const alive = () => S.route.view === 'settings' && el.isConnected;
+
+  function drawGroupId() {
+    if (!groupOut) return;
+    groupOut.textContent = settings.group_id != null ? String(settings.group_id) : 'появится после подтверждения в VK';
+    resetButton.disabled = settings.group_id == null;
+  }
+
+  // On a change elsewhere (VK confirmed, an employee added): what is not being typed.
+  async function live() {
+    drawChannel();
+    try {
+      const fresh = await api('GET', '/api/settings');
+      if (!alive() || !settings) return;
+      const peopleChanged = JSON.stringify(fresh.employees) !== JSON.stringify(settings.employees);
+      settings = { ...settings, group_id: fresh.group_id, employees: fresh.employees };
+      drawGroupId();
+      if (peopleChanged) drawPeople();
+    } catch {
+      // The next change tries again.
+    }
+  }
 
   function drawForm() {
     const fixed = new Set(settings.fixed_by_platform || settings.fixed || []);
@@ -1355,11 +1385,13 @@ function settingsView() {
       'Сбросить', async () => {
         settings = await api('DELETE', '/api/settings/group-id');
         toast('ID сообщества сброшен');
-        load();
-      }, 'danger'), 'small', { 'aria-label': 'Сбросить ID сообщества', disabled: settings.group_id == null });
+        drawGroupId();
+      }, 'danger'), 'small', { 'aria-label': 'Сбросить ID сообщества' });
+    groupOut = h('output', { class: 'mono readonly', 'aria-labelledby': 'set-group-id-label' });
+    resetButton = reset;
+    drawGroupId();
     const groupId = h('div', { class: 'field' }, h('span', { class: 'label', id: 'set-group-id-label' }, 'ID сообщества'),
-      h('div', { class: 'with-button' }, h('output', { class: 'mono readonly', 'aria-labelledby': 'set-group-id-label' },
-        settings.group_id != null ? String(settings.group_id) : 'появится после подтверждения в VK'), reset));
+      h('div', { class: 'with-button' }, groupOut, reset));
     const save = h('button', { type: 'submit', class: 'btn primary' }, 'Сохранить');
     const form = h('form', { class: 'settings-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
@@ -1388,7 +1420,7 @@ function settingsView() {
     } },
     copyField('set-callback', 'Адрес', settings.callback_url || `${location.origin}/settings/integrations/vk-group/call-back`),
     secretField, tokenField, confirmationField, groupNameField, groupId, h('div', { class: 'form-actions' }, save));
-    connect.replaceChildren(form);
+    set(connect, form);
   }
 
   async function drawChannel() {
@@ -1396,13 +1428,13 @@ function settingsView() {
       const c = await api('GET', '/api/channel');
       if (!alive()) return;
       const waiting = Number(c.messages_waiting) || 0;
-      channel.replaceChildren(fields([
+      set(channel, fields([
         ['Подтверждение VK', h('span', { class: `chip ${c.confirmed ? 'ok' : 'warn'}` }, c.confirmed ? 'Подтверждено' : 'Ещё не подтверждено')],
         ['Последнее событие VK', c.last_event_at ? timeEl(c.last_event_at, fullTime) : 'событий ещё не было'],
         ['Ждут отправки в VK', waiting ? `${waiting} сообщ.` : 'нет'],
       ]));
     } catch (e) {
-      channel.replaceChildren(h('p', { class: 'error' }, `Состояние не загрузилось. ${sentence(e)}`));
+      set(channel, h('p', { class: 'error' }, `Состояние не загрузилось. ${sentence(e)}`));
     }
   }
 
@@ -1454,7 +1486,7 @@ function settingsView() {
         target.disabled = true;
         try {
           const made = await api('POST', `/api/employees/${path(eid)}/sign-in-link`);
-          linkArea.replaceChildren(copyField(`link-${eid}`, `Ссылка для входа: ${name}`, made.link, 'Копировать ссылку'),
+          set(linkArea, copyField(`link-${eid}`, `Ссылка для входа: ${name}`, made.link, 'Копировать ссылку'),
             h('p', { class: 'hint' }, 'Ссылка действует один раз. Новая ссылка завершает прежние сеансы этого сотрудника.'));
         } catch (e) {
           peopleError.textContent = sentence(e);
@@ -1475,7 +1507,7 @@ function settingsView() {
           h('span', { class: 'person-actions' }, link, remove)),
         linkArea);
     });
-    people.replaceChildren(form, peopleError,
+    set(people, form, peopleError,
       rows.length ? h('ul', { class: 'people' }, rows) : h('p', { class: 'muted' }, 'Сотрудников пока нет. Добавьте их: каждый получит ссылку для входа.'));
   }
 
@@ -1486,12 +1518,12 @@ function settingsView() {
       drawForm();
       drawPeople();
     } catch (e) {
-      connect.replaceChildren(h('p', { class: 'error' }, `Настройки не загрузились. ${sentence(e)}`));
+      set(connect, h('p', { class: 'error' }, `Настройки не загрузились. ${sentence(e)}`));
     }
     drawChannel();
   }
 
-  S.settingsLive = () => { if (alive()) { drawChannel(); } };
+  S.settingsLive = () => { if (alive()) live(); };
   load();
   return { el };
 }
@@ -1507,8 +1539,8 @@ function showSignIn(message = '', pending = false) {
   $('signout').hidden = true;
   $('who').textContent = '';
   $('main').dataset.layout = 'signin';
-  $('pane-list').replaceChildren();
-  $('pane-side').replaceChildren();
+  set($('pane-list'));
+  set($('pane-side'));
   S.list = S.chat = S.side = S.doc = null;
   const error = h('p', { class: 'error', role: 'alert' }, message);
   const token = h('input', { id: 'admin-token', type: 'password', autocomplete: 'current-password', required: true });
@@ -1528,7 +1560,7 @@ function showSignIn(message = '', pending = false) {
       go.disabled = false;
     }
   } }, h('div', { class: 'field' }, h('label', { for: 'admin-token' }, 'Токен администратора'), token), go);
-  $('pane-main').replaceChildren(h('div', { class: 'signin' },
+  set($('pane-main'), h('div', { class: 'signin' },
     h('h1', null, 'Вход'),
     pending ? h('p', null, 'Входим по ссылке…') : h('p', { class: 'hint' }, 'Сотрудники входят по ссылке, которую выдаёт администратор в разделе «Интеграция с VK сообществом». Администратор входит по своему токену.'),
     error, pending ? null : form));
@@ -1546,9 +1578,9 @@ async function start(me) {
   S.counts = null;
   S.list = S.chat = S.side = S.doc = null;
   document.body.classList.remove('signed-out');
-  $('who').replaceChildren(h('bdi', null, me.name || ''), me.role === 'admin' ? ' · администратор' : '');
+  set($('who'), me.role === 'admin' ? 'Администратор' : h('bdi', null, me.name || ''));
   $('signout').hidden = false;
-  $('pane-main').replaceChildren();
+  set($('pane-main'));
   await loadEmployees();
   buildNav();
   render();
@@ -1677,7 +1709,7 @@ async function boot() {
       showSignIn();
     } else {
       $('main').dataset.layout = 'signin';
-      $('pane-main').replaceChildren(h('div', { class: 'signin' }, h('h1', null, 'Нет связи'), h('p', { class: 'error', role: 'alert' }, sentence(e)),
+      set($('pane-main'), h('div', { class: 'signin' }, h('h1', null, 'Нет связи'), h('p', { class: 'error', role: 'alert' }, sentence(e)),
         button('Повторить', boot, 'primary')));
     }
   }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::dialog::Page;
+use crate::directory::Subject;
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, LeadId, OrderId};
 use crate::keys;
@@ -155,10 +156,10 @@ impl Core<'_> {
     /// Reads a counterparty with its communication block.
     pub fn counterparty(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         id: CounterpartyId,
     ) -> Result<(Counterparty, Communication), Error> {
-        self.require_reader(actor)?;
+        self.require_reader(reader.into())?;
         let counterparty: Counterparty =
             read(self.store, &keys::counterparty(id))?.ok_or(Error::CounterpartyNotFound)?;
         let communication = self.communication(counterparty.dialog_id)?;
@@ -169,12 +170,12 @@ impl Core<'_> {
     /// with its communication block.
     pub fn counterparties(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         q: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<(Counterparty, Communication)>, Error> {
-        self.require_reader(actor)?;
+        self.require_reader(reader.into())?;
         let page = search(self.store, keys::COUNTERPARTIES_LISTED, q, after, limit)?;
         self.documents(page, keys::counterparty, |c: &Counterparty| c.dialog_id)
     }
@@ -183,19 +184,23 @@ impl Core<'_> {
     /// newest first, each with its communication block.
     pub fn orders(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         q: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<(Order, Communication)>, Error> {
-        self.require_reader(actor)?;
+        self.require_reader(reader.into())?;
         let page = search(self.store, keys::ORDERS_LISTED, q, after, limit)?;
         self.documents(page, keys::order, |o: &Order| o.dialog_id)
     }
 
     /// Reads an order with its communication block.
-    pub fn order(&self, actor: EmployeeId, id: OrderId) -> Result<(Order, Communication), Error> {
-        self.require_reader(actor)?;
+    pub fn order(
+        &self,
+        reader: impl Into<Subject>,
+        id: OrderId,
+    ) -> Result<(Order, Communication), Error> {
+        self.require_reader(reader.into())?;
         let order: Order = read(self.store, &keys::order(id))?.ok_or(Error::OrderNotFound)?;
         let communication = self.communication(order.dialog_id)?;
         Ok((order, communication))

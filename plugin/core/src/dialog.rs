@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
+use crate::directory::Subject;
 use crate::error::Error;
 use crate::ids::{DialogId, EmployeeId, LeadId, MessageId};
 use crate::keys;
@@ -214,12 +215,17 @@ impl From<DialogStatus> for DialogList {
 }
 
 impl DialogList {
-    /// The index prefixes the list of `actor` is merged from.
-    fn prefixes(self, actor: EmployeeId) -> Vec<String> {
+    /// The index prefixes the list of `reader` is merged from (the admin works on no
+    /// dialog: their «Мои» is empty).
+    fn prefixes(self, reader: Subject) -> Vec<String> {
+        let mine = match reader {
+            Subject::Employee(employee) => vec![keys::working(employee)],
+            Subject::Admin => Vec::new(),
+        };
         match self {
-            DialogList::Open => vec![keys::QUEUE.to_owned(), keys::working(actor)],
+            DialogList::Open => [vec![keys::QUEUE.to_owned()], mine].concat(),
             DialogList::Queue => vec![keys::QUEUE.to_owned()],
-            DialogList::Mine => vec![keys::working(actor)],
+            DialogList::Mine => mine,
             DialogList::All => vec![keys::OPEN.to_owned()],
             DialogList::Spam => vec![keys::SPAM.to_owned()],
             DialogList::Finished => vec![keys::FINISHED.to_owned()],
@@ -610,9 +616,9 @@ impl Core<'_> {
         })
     }
 
-    /// Reads a dialog (any listed employee).
-    pub fn dialog(&self, actor: EmployeeId, id: DialogId) -> Result<Dialog, Error> {
-        self.require_reader(actor)?;
+    /// Reads a dialog (any listed employee, and the admin).
+    pub fn dialog(&self, reader: impl Into<Subject>, id: DialogId) -> Result<Dialog, Error> {
+        self.require_reader(reader.into())?;
         read(self.store, &keys::dialog(id))?.ok_or(Error::DialogNotFound)
     }
 
@@ -621,15 +627,16 @@ impl Core<'_> {
     /// of the indexes, never of the whole store.
     pub fn dialogs(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         list: impl Into<DialogList>,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Dialog>, Error> {
-        self.require_reader(actor)?;
+        let reader = reader.into();
+        self.require_reader(reader)?;
         let limit = limit.clamp(1, MAX_PAGE);
         let mut found = BTreeSet::new();
-        for prefix in &list.into().prefixes(actor) {
+        for prefix in &list.into().prefixes(reader) {
             let start = after.map(|cursor| format!("{prefix}{cursor}"));
             for (key, id) in scan::<DialogId>(self.store, prefix, start.as_deref(), limit + 1)? {
                 found.insert((key[prefix.len()..].to_owned(), id));
@@ -653,12 +660,17 @@ impl Core<'_> {
 
     /// The counts of the tabs «Очередь», «Мои» and «Все» for `actor`: bounded scans of
     /// the indexes, each stopping at [`crate::COUNT_CAP`].
-    pub fn dialog_counts(&self, actor: EmployeeId) -> Result<DialogCounts, Error> {
-        self.require_reader(actor)?;
+    pub fn dialog_counts(&self, reader: impl Into<Subject>) -> Result<DialogCounts, Error> {
+        let reader = reader.into();
+        self.require_reader(reader)?;
         let count = |prefix: &str| count(self.store, prefix, crate::COUNT_CAP);
+        let mine = match reader {
+            Subject::Employee(employee) => count(&keys::working(employee))?,
+            Subject::Admin => 0,
+        };
         Ok(DialogCounts {
             queue: count(keys::QUEUE)?,
-            mine: count(&keys::working(actor))?,
+            mine,
             all: count(keys::OPEN)?,
         })
     }
@@ -666,24 +678,24 @@ impl Core<'_> {
     /// A dialog's messages, oldest first.
     pub fn messages(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         id: DialogId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<Message>, Error> {
-        self.dialog(actor, id)?;
+        self.dialog(reader, id)?;
         self.page(&keys::messages(id), after, limit)
     }
 
     /// A dialog's history and every operator who worked on it.
     pub fn history(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         id: DialogId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<(Page<HistoryEvent>, Vec<EmployeeId>), Error> {
-        let dialog = self.dialog(actor, id)?;
+        let dialog = self.dialog(reader, id)?;
         Ok((
             self.page(&keys::history(id), after, limit)?,
             dialog.operators,
@@ -723,9 +735,12 @@ impl Core<'_> {
         }
     }
 
-    /// Reading is open to every listed employee (by the settings in force, platform-fixed
-    /// ones included, as for commands).
-    pub(crate) fn require_reader(&self, actor: EmployeeId) -> Result<(), Error> {
-        self.current_settings()?.require_listed(actor)
+    /// Reading is open to the admin and to every listed employee (by the settings in
+    /// force, platform-fixed ones included, as for commands).
+    pub(crate) fn require_reader(&self, reader: Subject) -> Result<(), Error> {
+        match reader {
+            Subject::Admin => Ok(()),
+            Subject::Employee(employee) => self.current_settings()?.require_listed(employee),
+        }
     }
 }

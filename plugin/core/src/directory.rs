@@ -33,11 +33,28 @@ pub const SIGN_IN_LINK_HOURS: i64 = 72;
 /// How long a session lasts from sign-in.
 pub const SESSION_DAYS: i64 = 7;
 
-/// Who a session belongs to.
+/// Who is calling: the admin (who reads everything and acts on settings and employees) or
+/// an employee (who works in the open lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     Admin,
     Employee(EmployeeId),
+}
+
+impl Subject {
+    /// The employee, when it is one.
+    pub fn employee(self) -> Option<EmployeeId> {
+        match self {
+            Subject::Employee(employee) => Some(employee),
+            Subject::Admin => None,
+        }
+    }
+}
+
+impl From<EmployeeId> for Subject {
+    fn from(employee: EmployeeId) -> Subject {
+        Subject::Employee(employee)
+    }
 }
 
 /// A session as stored (under the SHA-256 of its token).
@@ -173,8 +190,9 @@ impl Core<'_> {
         let expires_at = self.clock.now() + Duration::hours(SIGN_IN_LINK_HOURS);
         let sessions = self.sessions_of(id)?;
         transact(self.store, |tx| {
-            let mut employee: Employee =
-                tx.get(&keys::employee(id))?.ok_or(Error::EmployeeNotFound)?;
+            let mut employee: Employee = tx
+                .get(&keys::employee(id))?
+                .ok_or(Error::EmployeeNotFound)?;
             if let Some(old) = employee.sign_in_sha256.take() {
                 tx.delete(keys::sign_in(&old));
             }
@@ -270,8 +288,9 @@ impl Core<'_> {
         let now = self.clock.now();
         let sessions = self.sessions_of(id)?;
         transact(self.store, |tx| {
-            let employee: Employee =
-                tx.get(&keys::employee(id))?.ok_or(Error::EmployeeNotFound)?;
+            let employee: Employee = tx
+                .get(&keys::employee(id))?
+                .ok_or(Error::EmployeeNotFound)?;
             for key in &sessions {
                 end_session_in(tx, key, id);
             }

@@ -24,14 +24,18 @@ pub fn token(sha256: &str) -> String {
     format!("directory/token/{sha256}")
 }
 
+const SESSIONS: &str = "directory/session/";
+const EMPLOYEE_SESSIONS: &str = "directory/employee-session/";
+const SIGN_INS: &str = "directory/sign-in/";
+
 /// A session of a signed-in person, by the SHA-256 of its token.
 pub fn session(sha256: &str) -> String {
-    format!("directory/session/{sha256}")
+    format!("{SESSIONS}{sha256}")
 }
 
 /// The sessions of an employee (suffix: the session's SHA-256), so they can all be ended.
 pub fn employee_sessions(employee: EmployeeId) -> String {
-    format!("directory/employee-session/{employee}/")
+    format!("{EMPLOYEE_SESSIONS}{employee}/")
 }
 
 pub fn employee_session(employee: EmployeeId, session_sha256: &str) -> String {
@@ -40,7 +44,7 @@ pub fn employee_session(employee: EmployeeId, session_sha256: &str) -> String {
 
 /// A sign-in link not used yet, by the SHA-256 of its code.
 pub fn sign_in(sha256: &str) -> String {
-    format!("directory/sign-in/{sha256}")
+    format!("{SIGN_INS}{sha256}")
 }
 
 pub const EVENTS: &str = "event/";
@@ -52,11 +56,16 @@ pub fn event(dedup_key: &str) -> String {
 /// How far events recorded before [`EVENTS_BY_TIME`] existed have been listed there: the
 /// last `event/` key done, or [`ALL_LISTED`].
 pub const EVENTS_LISTED_UP_TO: &str = "migration/events-listed-up-to";
+
+/// The progress of upgrades of stored data (also [`EVENTS_LISTED_UP_TO`]).
+const MIGRATIONS: &str = "migration/";
+
 /// How far records under `prefix` stored before their list existed have been listed: the
 /// last key done, or [`ALL_LISTED`].
 pub fn listed_up_to(prefix: &str) -> String {
-    format!("migration/listed-up-to/{prefix}")
+    format!("{MIGRATIONS}listed-up-to/{prefix}")
 }
+
 pub const ALL_LISTED: &str = "all";
 
 /// A fresh unique value on every commit that changes something an operator sees: the
@@ -68,9 +77,17 @@ pub const LAST_EVENT: &str = "channel/last-event";
 
 /// Keys that change nothing an operator sees: writing only these leaves [`CHANGES`] alone.
 pub fn is_bookkeeping(key: &str) -> bool {
-    [EVENTS, EVENTS_BY_TIME, "migration/", OUTBOX]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
+    [
+        EVENTS,
+        EVENTS_BY_TIME,
+        MIGRATIONS,
+        OUTBOX,
+        SESSIONS,
+        EMPLOYEE_SESSIONS,
+        SIGN_INS,
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
 }
 
 pub const EVENTS_BY_TIME: &str = "index/event-time/";

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::dialog::{Dialog, DialogStatus, MAX_PAGE, Page};
+use crate::directory::Subject;
 use crate::error::Error;
 use crate::ids::{CounterpartyId, DialogId, EmployeeId, ItemId, LeadId, OrderId};
 use crate::keys;
@@ -309,8 +310,12 @@ impl Communication {
 
 impl Core<'_> {
     /// Reads a lead with its communication block.
-    pub fn lead(&self, actor: EmployeeId, id: LeadId) -> Result<(Lead, Communication), Error> {
-        self.require_reader(actor)?;
+    pub fn lead(
+        &self,
+        reader: impl Into<Subject>,
+        id: LeadId,
+    ) -> Result<(Lead, Communication), Error> {
+        self.require_reader(reader.into())?;
         let lead: Lead = read(self.store, &keys::lead(id))?.ok_or(Error::LeadNotFound)?;
         let communication = self.communication(lead.dialog_id)?;
         Ok((lead, communication))
@@ -326,12 +331,12 @@ impl Core<'_> {
     /// with its communication block.
     pub fn leads(
         &self,
-        actor: EmployeeId,
+        reader: impl Into<Subject>,
         q: &str,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Page<(Lead, Communication)>, Error> {
-        self.require_reader(actor)?;
+        self.require_reader(reader.into())?;
         let page = search(self.store, keys::LEADS_LISTED, q, after, limit)?;
         self.documents(page, keys::lead, |lead: &Lead| lead.dialog_id)
     }
@@ -449,7 +454,7 @@ impl Core<'_> {
 
     /// Restore from the lead ("Восстановить диалог"): restores the lead's dialog.
     pub fn restore_from_lead(&self, actor: EmployeeId, id: LeadId) -> Result<Dialog, Error> {
-        self.require_reader(actor)?;
+        self.require_reader(actor.into())?;
         let lead: Lead = read(self.store, &keys::lead(id))?.ok_or(Error::LeadNotFound)?;
         self.restore(actor, lead.dialog_id)
     }

@@ -33,7 +33,10 @@ fn list(bench: &Bench, actor: EmployeeId, list: DialogList) -> Vec<DialogId> {
 }
 
 fn read(bench: &Bench, reader: EmployeeId, id: DialogId) -> Dialog {
-    bench.core().dialog(reader, id).expect("the dialog is readable")
+    bench
+        .core()
+        .dialog(reader, id)
+        .expect("the dialog is readable")
 }
 
 fn stamp(bench: &Bench) -> String {
@@ -117,7 +120,11 @@ fn a_dialog_shows_its_last_message_and_since_when_the_person_waits() {
     let answered = now(&bench);
     bench.core().send(anna, dialog.id, "Да!").expect("send");
     let dialog = read(&bench, anna, dialog.id);
-    let last = dialog.activity.last_message.as_ref().expect("a last message");
+    let last = dialog
+        .activity
+        .last_message
+        .as_ref()
+        .expect("a last message");
     assert_eq!(
         (last.direction, last.text.as_str(), last.at),
         (Direction::Outgoing, "Да!", answered)
@@ -148,7 +155,10 @@ fn the_preview_is_the_first_line_with_text_cut_at_200_characters() {
     let photo = json!([{"type": "photo", "photo": {"sizes": []}}]);
     bench.accept(&Event::message_new(PERSON, 2, "").with_attachments(photo));
     let dialog = bench.dialog_of(PERSON).expect("a dialog");
-    assert_eq!(dialog.activity.last_message.expect("a last message").text, "");
+    assert_eq!(
+        dialog.activity.last_message.expect("a last message").text,
+        ""
+    );
 }
 
 #[test]
@@ -157,11 +167,21 @@ fn an_edit_of_the_last_message_changes_the_preview_and_of_an_earlier_one_does_no
     bench.person_writes(PERSON, 1, "first");
     bench.person_writes(PERSON, 2, "second");
 
-    bench.accept(&Event::message_edit(PERSON, 1, "first, edited", 1_767_261_900));
+    bench.accept(&Event::message_edit(
+        PERSON,
+        1,
+        "first, edited",
+        1_767_261_900,
+    ));
     let dialog = bench.dialog_of(PERSON).expect("a dialog");
     assert_eq!(dialog.activity.last_message.expect("last").text, "second");
 
-    bench.accept(&Event::message_edit(PERSON, 2, "second, edited", 1_767_261_901));
+    bench.accept(&Event::message_edit(
+        PERSON,
+        2,
+        "second, edited",
+        1_767_261_901,
+    ));
     let dialog = bench.dialog_of(PERSON).expect("a dialog");
     assert_eq!(
         dialog.activity.last_message.expect("last").text,
@@ -282,7 +302,10 @@ fn queue_mine_and_all_list_what_their_tabs_say_and_are_counted() {
     assert_eq!(list(&bench, anna, DialogList::Queue), [queued]);
     assert_eq!(list(&bench, anna, DialogList::Mine), [shared, annas]);
     assert_eq!(list(&bench, boris, DialogList::Mine), [shared]);
-    assert_eq!(list(&bench, boris, DialogList::All), [shared, annas, queued]);
+    assert_eq!(
+        list(&bench, boris, DialogList::All),
+        [shared, annas, queued]
+    );
     assert_eq!(list(&bench, boris, DialogList::Open), [shared, queued]);
     assert_eq!(list(&bench, boris, DialogList::Finished), [closed]);
 
@@ -339,10 +362,7 @@ fn documents_are_listed_newest_first_and_found_by_name_in_any_case() {
         assert_eq!(page.next, None);
         page.items.iter().map(|(lead, _)| lead.id).collect()
     };
-    assert_eq!(
-        leads(""),
-        [third.lead_id, second.lead_id, first.lead_id]
-    );
+    assert_eq!(leads(""), [third.lead_id, second.lead_id, first.lead_id]);
     assert_eq!(leads("СМИРНОВА"), [third.lead_id, first.lead_id]);
     assert_eq!(leads("tea house: boris"), [second.lead_id], "the title");
     assert!(leads("Никто").is_empty());
@@ -431,7 +451,14 @@ fn a_lead_named_after_intake_is_found_by_its_name() {
     let anna = bench.hire();
     bench.vk.fail_next("users.get", Failure::Timeout);
     let dialog = bench.person_writes(PERSON, 1, "hello");
-    let found = |q: &str| bench.core().leads(anna, q, None, 50).expect("leads").items.len();
+    let found = |q: &str| {
+        bench
+            .core()
+            .leads(anna, q, None, 50)
+            .expect("leads")
+            .items
+            .len()
+    };
     assert_eq!((found("vk user"), found("anna")), (1, 0));
 
     bench.core().flush().expect("flush");
@@ -470,14 +497,24 @@ fn records_stored_before_their_lists_existed_are_listed_by_the_flush() {
 
     let dialog = read(&bench, anna, waiting.id);
     assert_eq!(dialog.last_activity_at(), dialog.started_at);
-    assert_eq!((dialog.unread(anna), dialog.activity.last_message), (0, None));
+    assert_eq!(
+        (dialog.unread(anna), dialog.activity.last_message),
+        (0, None)
+    );
     // The lists that existed keep working; the new ones miss these records.
     assert_eq!(
         list(&bench, anna, DialogList::Queue),
         [waiting.id, converted.id]
     );
     assert!(list(&bench, anna, DialogList::All).is_empty());
-    assert!(bench.core().leads(anna, "", None, 50).expect("leads").items.is_empty());
+    assert!(
+        bench
+            .core()
+            .leads(anna, "", None, 50)
+            .expect("leads")
+            .items
+            .is_empty()
+    );
 
     bench.core().flush().expect("flush");
 
@@ -488,9 +525,16 @@ fn records_stored_before_their_lists_existed_are_listed_by_the_flush() {
     let core = bench.core();
     let leads = core.leads(anna, "", None, 50).expect("leads").items;
     let counterparties = core.counterparties(anna, "анна", None, 50);
-    let orders = core.orders(anna, "смирнова", None, 50).expect("orders").items;
+    let orders = core
+        .orders(anna, "смирнова", None, 50)
+        .expect("orders")
+        .items;
     assert_eq!(
-        (leads.len(), counterparties.expect("counterparties").items.len(), orders.len()),
+        (
+            leads.len(),
+            counterparties.expect("counterparties").items.len(),
+            orders.len()
+        ),
         (2, 1, 1)
     );
     // A dialog of an earlier version moves up like any other once the person writes.
@@ -536,10 +580,16 @@ fn the_channel_state_says_confirmed_when_vk_last_wrote_and_what_waits() {
     bench.core().claim(anna, dialog).expect("claim");
     bench.vk.fail_next("messages.send", Failure::Timeout);
     bench.core().send(anna, dialog, "hi").expect("send");
-    assert_eq!(bench.core().channel_state().map(|s| s.messages_waiting), Ok(1));
+    assert_eq!(
+        bench.core().channel_state().map(|s| s.messages_waiting),
+        Ok(1)
+    );
     bench.clock.advance(Duration::seconds(2));
     bench.core().flush().expect("flush");
-    assert_eq!(bench.core().channel_state().map(|s| s.messages_waiting), Ok(0));
+    assert_eq!(
+        bench.core().channel_state().map(|s| s.messages_waiting),
+        Ok(0)
+    );
 }
 
 #[test]
@@ -589,7 +639,10 @@ fn the_change_stamp_changes_with_everything_an_operator_sees() {
     changed("a delivery");
     bench.core().mark_read(anna, dialog.id).expect("read");
     changed("a read marker");
-    bench.core().add_item(anna, dialog.lead_id, tea()).expect("add");
+    bench
+        .core()
+        .add_item(anna, dialog.lead_id, tea())
+        .expect("add");
     changed("goods");
     bench.core().convert(anna, dialog.lead_id).expect("convert");
     changed("a conversion");
@@ -630,7 +683,12 @@ impl Store for Recording {
         self.inner.get(key)
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, StoreError> {
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
         self.inner.scan(prefix, after, limit)
     }
 
