@@ -5,10 +5,16 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 ARGS ?=
 
-.PHONY: run test setup plugin faulty-plugin spin-plugin lint unit bench
+.PHONY: run test setup browser-setup plugin faulty-plugin spin-plugin lint unit bench
 
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+# The browser test's tools: Debian's Chromium (headless; no browser is downloaded) and
+# playwright-core from the committed lock file.
+browser-setup:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+	cd tests/browser && npm ci --no-audit --no-fund
 
 # The plugin component: target/wasm32-wasip2/release/vk_plugin.wasm
 plugin: setup
@@ -35,7 +41,7 @@ lint: setup
 
 # The host's tests resolve features like `make run` (vk-spin's native dependencies stay out),
 # so tests, `run` and `bench` share one build of wasmtime. vk-spin's own unit tests run apart.
-test: plugin faulty-plugin spin-plugin lint
+test: plugin faulty-plugin spin-plugin browser-setup lint
 	$(CARGO) test --workspace --exclude vk-plugin --exclude vk-spin
 	$(CARGO) test -p vk-spin --lib
 
