@@ -133,6 +133,28 @@ impl<'h> Browser<'h> {
     }
 }
 
+/// A person's first message; the id of their new dialog.
+fn first_dialog(world: &World) -> String {
+    assert_eq!(
+        world
+            .host
+            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
+        (200, "ok".to_owned())
+    );
+    world.dialog_of(512_340_987)["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
+}
+
+/// A browser of employee `n`, signed in with a link the admin issued.
+fn signed_in(world: &World, n: usize) -> Browser<'_> {
+    let mut browser = Browser::new(&world.host);
+    let answer = browser.sign_in(json!({"code": sign_in_code(world, n)}));
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    browser
+}
+
 /// The code of a sign-in link the admin issues for employee `n`.
 fn sign_in_code(world: &World, n: usize) -> String {
     let (code, body) = world.host.call(
@@ -232,23 +254,8 @@ fn an_employee_signs_in_once_with_a_link_the_admin_issues(shell: Shell) {
 
 fn a_cookie_never_authorizes_a_cross_site_write(shell: Shell) {
     let world = World::on(shell, 1);
-    assert_eq!(
-        world
-            .host
-            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
-        (200, "ok".to_owned())
-    );
-    let dialog = world.dialog_of(512_340_987)["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut browser = Browser::new(&world.host);
-    assert_eq!(
-        browser
-            .sign_in(json!({"code": sign_in_code(&world, 0)}))
-            .status,
-        201
-    );
+    let dialog = first_dialog(&world);
+    let mut browser = signed_in(&world, 0);
     let before = world.snapshot();
     let claim = format!("/api/dialogs/{dialog}/claim");
     for headers in [
@@ -276,23 +283,8 @@ fn a_cookie_never_authorizes_a_cross_site_write(shell: Shell) {
 
 fn an_employee_removed_mid_session_loses_everything_at_once(shell: Shell) {
     let world = World::on(shell, 2);
-    assert_eq!(
-        world
-            .host
-            .callback(&message_new("first", 512_340_987, 1, "Здравствуйте!")),
-        (200, "ok".to_owned())
-    );
-    let dialog = world.dialog_of(512_340_987)["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
-    let mut browser = Browser::new(&world.host);
-    assert_eq!(
-        browser
-            .sign_in(json!({"code": sign_in_code(&world, 0)}))
-            .status,
-        201
-    );
+    let dialog = first_dialog(&world);
+    let mut browser = signed_in(&world, 0);
     assert_eq!(
         browser
             .send("POST", &format!("/api/dialogs/{dialog}/claim"), None, &[])
@@ -381,11 +373,7 @@ fn the_admin_reads_every_dialog_and_document_but_acts_in_none(shell: Shell) {
 
 fn a_polling_tab_gets_304_until_something_changes(shell: Shell) {
     let world = World::on(shell, 1);
-    let mut tab = Browser::new(&world.host);
-    assert_eq!(
-        tab.sign_in(json!({"code": sign_in_code(&world, 0)})).status,
-        201
-    );
+    let mut tab = signed_in(&world, 0);
     let first = tab.get("/api/changes");
     assert_eq!(first.status, 200, "{}", first.body);
     let etag = first.header("etag").expect("an ETag").to_owned();
