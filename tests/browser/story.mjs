@@ -63,6 +63,11 @@ function check(condition, message) {
 }
 
 async function shot(page, name) {
+  // Nothing scrolls sideways, at any size (WORKSPACE.md: Phone).
+  const wide = await page.evaluate(() => [document.documentElement, ...document.querySelectorAll('.pane, .messages, .modal-body')]
+    .filter((el) => el.scrollWidth > el.clientWidth + 1)
+    .map((el) => `${el.tagName.toLowerCase()}.${el.className || el.id} (${el.scrollWidth} > ${el.clientWidth})`));
+  if (wide.length && !name.startsWith('FAILED')) problems.push(`«${name}» scrolls sideways: ${wide.join(', ')}`);
   if (!SCREENSHOTS) return;
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   shotNumber += 1;
@@ -119,8 +124,21 @@ function userEvent(type, user) {
 }
 
 async function personWrites(user, text, attachments) {
-  const answer = await vk(messageNew(user, text, attachments));
+  const event = messageNew(user, text, attachments);
+  const answer = await vk(event);
   check(answer.status === 200 && answer.text === 'ok', `VK's message_new was answered ${answer.status} ${answer.text}`);
+  return event.object.message.id;
+}
+
+/// `message_edit`: the person changes a message they sent (the object is the message itself).
+async function personEdits(user, id, text) {
+  eventNumber += 1;
+  const now = Math.floor(Date.now() / 1000);
+  const answer = await vk({
+    group_id: GROUP, type: 'message_edit', event_id: `browser-${VIEWPORT}-${Date.now()}-${eventNumber}`, v: '5.199', secret: SECRET,
+    object: { date: now - 5, update_time: now, from_id: user, id, out: 0, peer_id: user, text, attachments: [], random_id: 0 },
+  });
+  check(answer.status === 200 && answer.text === 'ok', `VK's message_edit was answered ${answer.status} ${answer.text}`);
 }
 
 function watch(page, who) {
@@ -224,7 +242,7 @@ async function story(browser) {
   await visible(admin.getByRole('heading', { name: 'Интеграция с VK сообществом' }));
   const address = await visible(admin.getByLabel('Адрес', { exact: true }));
   const shown = await address.inputValue();
-  check(shown.endsWith('/settings/integrations/vk-group/call-back'), `«Адрес» shows ${shown}`);
+  check(shown === CALLBACK, `«Адрес» shows ${shown}, not the address VK must call (${CALLBACK})`);
   const secretField = admin.getByLabel('Секретный ключ', { exact: true });
   const fill = async (name, label, value) => {
     const field = admin.getByLabel(label, { exact: true });
@@ -274,7 +292,8 @@ async function story(browser) {
     await admin.getByRole('button', { name: `Ссылка для входа: ${name}`, exact: true }).click();
     const field = await visible(admin.getByRole('textbox', { name: `Ссылка для входа: ${name}`, exact: true }));
     links[who] = await field.inputValue();
-    check(/\/sign-in#.+/.test(links[who]), `the sign-in link is ${links[who]}`);
+    check(links[who].startsWith(`${BASE_URL}/sign-in#`) && links[who].length > BASE_URL.length + 10,
+      `the sign-in link is ${links[who]}, not one that opens ${BASE_URL}`);
   }
   await shot(admin, 'settings');
 
@@ -352,9 +371,18 @@ async function story(browser) {
 
   log('employee 1 sees the colleague\'s message and the person\'s reply live');
   await textOf(chatLog(anna), borisText);
-  await personWrites(user, 'Отлично, беру! И 12 свечей, пожалуйста.');
+  const reply = await personWrites(user, 'Отлично, беру! И 12 свечей, пожалуйста.');
   await textOf(chatLog(anna), 'И 12 свечей');
   await gone(chatSub(anna).getByText('Участники:'));
+
+  log('the person edits the message: «изменено» with the earlier text on demand');
+  await personEdits(user, reply, 'Отлично, беру! И 10 свечей, пожалуйста.');
+  const edited = chatLog(anna).locator('li.msg.in').filter({ hasText: 'И 10 свечей' });
+  await visible(edited);
+  await edited.getByRole('button', { name: 'изменено' }).click();
+  await textOf(edited, 'Прежний текст:');
+  await textOf(edited, 'И 12 свечей');
+  await shot(anna, 'chat-edited');
 
   log('the person denies messages: the composer says why; then allows them again');
   const denied = await vk(userEvent('message_deny', user));
@@ -464,7 +492,8 @@ async function story(browser) {
   await visible(dialogRow(anna, person));
   await shot(anna, 'spam-list');
   await dialogRow(anna, person).getByRole('link').click();
-  await anna.getByRole('button', { name: 'Восстановить диалог' }).click();
+  // The chat's own button (on a wide screen the lead beside it has one in «Коммуникация» too).
+  await anna.getByRole('region', { name: 'Содержимое' }).getByRole('button', { name: 'Восстановить диалог' }).click();
   await textOf(chatSub(anna), 'Открыт');
   await textOf(chatSub(anna), 'Ответственный: Анна Смирнова');
 

@@ -21,6 +21,7 @@ pub fn settings(view: &SettingsView) -> Value {
         "api_version": view.api_version,
         "employees": ids(&view.employees),
         "group_id": view.group_id,
+        "fixed_by_platform": view.fixed_by_platform,
     })
 }
 

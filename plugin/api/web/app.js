@@ -882,7 +882,11 @@ function chatView(id, seq) {
       const toggle = button('изменено', () => {
         earlier.hidden = !earlier.hidden;
         toggle.setAttribute('aria-expanded', String(!earlier.hidden));
-        if (earlier.hidden) expanded.delete(m.id); else expanded.add(m.id);
+        if (earlier.hidden) expanded.delete(m.id);
+        else {
+          expanded.add(m.id);
+          earlier.scrollIntoView({ block: 'nearest' });
+        }
       }, 'link', { 'aria-expanded': String(expanded.has(m.id)), title: `Изменено ${fullTime(m.edited_at)}. Показать прежний текст` });
       meta.append(toggle);
     }
@@ -965,8 +969,8 @@ function attachmentEl(a) {
   if (url && url.protocol === 'https:' && ['photo', 'sticker', 'graffiti'].includes(kind)) {
     return externalLink(url, h('img', { src: url.href, alt: label, loading: 'lazy', referrerpolicy: 'no-referrer', class: 'att-img' }));
   }
-  if (url) return h('span', { class: 'att' }, icon('clip'), externalLink(url, h('bdi', null, label)));
-  return h('span', { class: 'att' }, icon('clip'), h('bdi', null, label), ' (ссылки нет)');
+  if (url) return h('span', { class: 'att' }, icon('clip'), h('span', null, externalLink(url, h('bdi', null, label))));
+  return h('span', { class: 'att' }, icon('clip'), h('span', null, h('bdi', null, label), ' (ссылки нет)'));
 }
 
 // ---------------------------------------------------------------------------------------

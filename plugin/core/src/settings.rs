@@ -105,6 +105,7 @@ impl Settings {
             api_version: self.api_version.clone(),
             employees: self.employees.clone(),
             group_id: self.group_id,
+            fixed_by_platform: Vec::new(),
         }
     }
 }
@@ -121,6 +122,8 @@ pub struct SettingsView {
     pub api_version: String,
     pub employees: Vec<EmployeeId>,
     pub group_id: Option<i64>,
+    /// The fields the platform fixes (e.g. Spin variables): read-only here.
+    pub fixed_by_platform: Vec<&'static str>,
 }
 
 /// A validated change: `None` keeps a field, `Some(None)` clears an optional one.
@@ -173,7 +176,23 @@ impl Core<'_> {
 
     /// Reads the settings, secrets masked.
     pub fn settings(&self) -> Result<SettingsView, Error> {
-        Ok(self.current_settings()?.view())
+        let stored: Settings = read(self.store, keys::SETTINGS)?.unwrap_or_default();
+        Ok(self.shown(stored))
+    }
+
+    /// Stored settings as every read path shows them: what the platform fixes wins and is
+    /// named, the secrets are masked.
+    fn shown(&self, stored: Settings) -> SettingsView {
+        let mut view = stored.overlay(self.platform).view();
+        if let Some(fixed) = self.platform {
+            view.fixed_by_platform = fixed
+                .fields()
+                .into_iter()
+                .filter(|(_, set)| *set)
+                .map(|(name, _)| name)
+                .collect();
+        }
+        view
     }
 
     /// Validates the whole update first, then applies it; an invalid field, or one the
@@ -218,7 +237,7 @@ impl Core<'_> {
                 crate::dialog::release(self.store, tx, *removed, now)?;
             }
             tx.put(keys::SETTINGS, &settings);
-            Ok(settings.overlay(self.platform).view())
+            Ok(self.shown(settings))
         })
     }
 
@@ -243,7 +262,7 @@ impl Core<'_> {
             let mut settings = Settings::stored(tx)?;
             settings.group_id = None;
             tx.put(keys::SETTINGS, &settings);
-            Ok(settings.overlay(self.platform).view())
+            Ok(self.shown(settings))
         })
     }
 }

@@ -90,12 +90,20 @@ fn answer(request: IncomingRequest) -> (Response, String) {
         None => (target, None),
     };
     let method = request.method().to_string();
-    let headers: Vec<(String, String)> = request
+    let mut headers: Vec<(String, String)> = request
         .headers()
         .entries()
         .into_iter()
         .filter_map(|(name, value)| Some((name, String::from_utf8(value).ok()?)))
         .collect();
+    // wasi:http carries the request's host as its authority, not as a `host` header.
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        && let Some(authority) = request.authority()
+    {
+        headers.push(("host".to_owned(), authority));
+    }
     let body = match read_body(request) {
         Ok(body) => body,
         Err(refusal) => return (refusal, path),
