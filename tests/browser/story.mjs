@@ -44,6 +44,13 @@ const TIME_ZONE = 'Asia/Yekaterinburg'; // not the host's: times must follow the
 
 if (!WIDTH || !HEIGHT) fail('setup', new Error(`VIEWPORT must look like 1280x800, not ${VIEWPORT}`));
 
+// Screenshots of an earlier run at this size go first, so the folder shows this run alone.
+if (SCREENSHOTS && fs.existsSync(SCREENSHOTS)) {
+  for (const file of fs.readdirSync(SCREENSHOTS)) {
+    if (file.startsWith(`${SIZE}-`) && file.endsWith('.png')) fs.rmSync(path.join(SCREENSHOTS, file));
+  }
+}
+
 let step = 'setup';
 let shotNumber = 0;
 const problems = []; // page errors, CSP violations, native dialogs: each fails the story
