@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 ARGS ?=
 
-.PHONY: run test setup browser-setup plugin faulty-plugin spin-plugin lint unit bench
+.PHONY: run test setup browser-setup plugin faulty-plugin spin-plugin lint unit bench load
 
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -47,3 +47,8 @@ test: plugin faulty-plugin spin-plugin browser-setup lint
 
 bench: plugin spin-plugin
 	$(CARGO) run -p vk-host -- bench $(ARGS)
+
+# The host over real HTTP: `serve` (durable, then --memory) and `serve-spin` as child
+# processes, driven with message_new callbacks at a fixed rate and at saturation.
+load: plugin spin-plugin
+	$(CARGO) run -p vk-host -- load $(ARGS)

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bench;
 pub mod http;
+pub mod load;
 pub mod plugin;
 pub mod server;
 pub mod spin;

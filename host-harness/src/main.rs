@@ -36,6 +36,37 @@ enum Command {
     Bench(Bench),
     /// Run a Spin application's HTTP components (spin.toml) without the Spin CLI.
     ServeSpin(ServeSpin),
+    /// Load `serve` (durable, `--memory`) and `serve-spin` over HTTP with `message_new`
+    /// callbacks (see docs/benchmarks.md).
+    Load(Load),
+}
+
+#[derive(Args)]
+struct Load {
+    /// The plugin component (.wasm).
+    #[arg(long, default_value = DEFAULT_PLUGIN)]
+    plugin: PathBuf,
+    /// Where compiled plugin code is cached.
+    #[arg(long, default_value = ".vk-host-cache")]
+    cache_dir: PathBuf,
+    /// The offered rate of the open-loop phase, callbacks per second.
+    #[arg(long, default_value_t = 2_000.0)]
+    rate: f64,
+    /// How long each phase (open loop, saturation) lasts, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Connections of the saturation phase (closed loop).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Known people the callbacks come from (each writes once before the timing starts).
+    #[arg(long, default_value_t = 1_000)]
+    people: usize,
+    /// The Spin app measured as a third column (`serve-spin` on a SQLite file).
+    #[arg(long, default_value = "spin.toml")]
+    spin_manifest: PathBuf,
+    /// Measure `serve` only (durable and `--memory`), not the Spin app.
+    #[arg(long)]
+    no_spin: bool,
 }
 
 #[derive(Args)]
@@ -167,6 +198,15 @@ fn main() {
             reads: args.reads,
         }),
         Command::ServeSpin(args) => serve_spin(args),
+        Command::Load(args) => vk_host::load::run(&vk_host::load::Options {
+            plugin: args.plugin,
+            spin_manifest: (!args.no_spin).then_some(args.spin_manifest),
+            cache_dir: args.cache_dir,
+            rate: args.rate,
+            seconds: args.seconds,
+            connections: args.connections,
+            people: args.people,
+        }),
     };
     if let Err(error) = outcome {
         eprintln!("vk-host: {error:#}");
