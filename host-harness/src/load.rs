@@ -354,25 +354,17 @@ async fn fixed_count(
     events: Arc<AtomicU64>,
     people: u64,
 ) -> Phase {
-    let claimed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..connections.min(count))
-        .map(|_| {
-            let (claimed, events) = (claimed.clone(), events.clone());
-            tokio::spawn(async move {
-                let mut client = Client::new(address);
-                let mut worker = Worker::new();
-                while claimed.fetch_add(1, Ordering::Relaxed) < count {
-                    let body = message_new(events.fetch_add(1, Ordering::Relaxed), people);
-                    let due = Instant::now();
-                    let outcome = client.send("POST", CALLBACK_PATH, None, &body).await;
-                    worker.record(due, outcome);
-                }
-                worker
-            })
-        })
-        .collect();
-    Phase::merge(join(tasks).await, started)
+    let schedule = move |i: usize| (i < count).then(Instant::now);
+    send_on(
+        address,
+        connections.min(count),
+        events,
+        people,
+        started,
+        schedule,
+    )
+    .await
 }
 
 /// The open-loop phase: callback `i` is due at `start + i / rate`.
@@ -384,30 +376,10 @@ async fn open_loop(
 ) -> Phase {
     let total = (options.rate * options.seconds).round() as usize;
     let rate = options.rate;
-    let claimed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now() + Duration::from_millis(20);
-    let tasks: Vec<_> = (0..OPEN_CONNECTIONS)
-        .map(|_| {
-            let (claimed, events) = (claimed.clone(), events.clone());
-            tokio::spawn(async move {
-                let mut client = Client::new(address);
-                let mut worker = Worker::new();
-                loop {
-                    let i = claimed.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        break;
-                    }
-                    let due = started + Duration::from_secs_f64(i as f64 / rate);
-                    tokio::time::sleep_until(due).await;
-                    let body = message_new(events.fetch_add(1, Ordering::Relaxed), people);
-                    let outcome = client.send("POST", CALLBACK_PATH, None, &body).await;
-                    worker.record(due, outcome);
-                }
-                worker
-            })
-        })
-        .collect();
-    Phase::merge(join(tasks).await, started)
+    let schedule =
+        move |i: usize| (i < total).then(|| started + Duration::from_secs_f64(i as f64 / rate));
+    send_on(address, OPEN_CONNECTIONS, events, people, started, schedule).await
 }
 
 /// The saturation phase: `--connections` connections, each sending its next callback when
@@ -420,15 +392,42 @@ async fn closed_loop(
 ) -> Phase {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(options.seconds);
-    let tasks: Vec<_> = (0..options.connections)
+    let schedule = move |_: usize| {
+        let now = Instant::now();
+        (now < deadline).then_some(now)
+    };
+    send_on(
+        address,
+        options.connections,
+        events,
+        people,
+        started,
+        schedule,
+    )
+    .await
+}
+
+/// Sends callbacks over `connections` connections: each connection claims the next number
+/// `i` and sends its callback when `schedule(i)` says it is due (latency counts from then),
+/// until `schedule` says there is none.
+async fn send_on(
+    address: SocketAddr,
+    connections: usize,
+    events: Arc<AtomicU64>,
+    people: u64,
+    started: Instant,
+    schedule: impl Fn(usize) -> Option<Instant> + Clone + Send + 'static,
+) -> Phase {
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let events = events.clone();
+            let (claimed, events, schedule) = (claimed.clone(), events.clone(), schedule.clone());
             tokio::spawn(async move {
                 let mut client = Client::new(address);
                 let mut worker = Worker::new();
-                while Instant::now() < deadline {
+                while let Some(due) = schedule(claimed.fetch_add(1, Ordering::Relaxed)) {
+                    tokio::time::sleep_until(due).await;
                     let body = message_new(events.fetch_add(1, Ordering::Relaxed), people);
-                    let due = Instant::now();
                     let outcome = client.send("POST", CALLBACK_PATH, None, &body).await;
                     worker.record(due, outcome);
                 }
