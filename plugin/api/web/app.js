@@ -373,17 +373,21 @@ function modal(title, body, actions) {
 }
 
 /// Asks to confirm; runs `action` on «confirm», shows its error in the modal on failure.
+// Runs a dialog box's action: its button waits while it runs; the box closes when it
+// succeeds, and says why in words when it fails (what was chosen stays).
+async function runInBox(box, go, action) {
+  go.disabled = true;
+  try {
+    await action();
+    box.close();
+  } catch (error) {
+    box.error.textContent = error instanceof ApiError ? sentence(error) : String(error.message || ERRORS.generic);
+    go.disabled = false;
+  }
+}
+
 function confirmAction(title, text, confirmLabel, action, kind = 'primary') {
-  const go = button(confirmLabel, async () => {
-    go.disabled = true;
-    try {
-      await action();
-      box.close();
-    } catch (error) {
-      box.error.textContent = error instanceof ApiError ? sentence(error) : String(error.message || ERRORS.generic);
-      go.disabled = false;
-    }
-  }, kind);
+  const go = button(confirmLabel, () => runInBox(box, go, action), kind);
   const box = modal(title, h('p', null, text), [go, button('Отмена', () => box.close())]);
   go.focus();
 }
@@ -788,14 +792,7 @@ function chatView(id, seq) {
         box.error.textContent = 'Отметьте хотя бы одного сотрудника.';
         return;
       }
-      go.disabled = true;
-      try {
-        await command('invite', { employees: chosen }, chosen.length > 1 ? 'Сотрудники приглашены' : 'Сотрудник приглашён');
-        box.close();
-      } catch (e) {
-        box.error.textContent = e.message;
-        go.disabled = false;
-      }
+      await runInBox(box, go, () => command('invite', { employees: chosen }, chosen.length > 1 ? 'Сотрудники приглашены' : 'Сотрудник приглашён'));
     }, 'primary');
     const body = others.length
       ? h('fieldset', { class: 'choices' }, h('legend', null, 'Кого пригласить в диалог'),
@@ -813,14 +810,7 @@ function chatView(id, seq) {
         box.error.textContent = 'Выберите сотрудника.';
         return;
       }
-      go.disabled = true;
-      try {
-        await command('delegate', { to: chosen }, `Диалог передан: ${employeeName(chosen)}`);
-        box.close();
-      } catch (e) {
-        box.error.textContent = e.message;
-        go.disabled = false;
-      }
+      await runInBox(box, go, () => command('delegate', { to: chosen }, `Диалог передан: ${employeeName(chosen)}`));
     }, 'primary');
     const body = others.length
       ? h('fieldset', { class: 'choices' }, h('legend', null, 'Кому передать ответственность'),
