@@ -97,6 +97,19 @@ impl Response {
         self
     }
 
+    /// The answer with its `ETag`; an empty `304` instead when the request's
+    /// `If-None-Match` names that tag (the client's copy is current).
+    fn tagged(mut self, request: &Request<'_>, etag: String) -> Response {
+        let current = request
+            .header("if-none-match")
+            .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
+        if current {
+            self.status = 304;
+            self.body.clear();
+        }
+        self.with_header("etag", etag)
+    }
+
     /// A refusal in the API's one shape, `{"error": {"code", "message"}}`.
     pub fn error(status: u16, code: &str, message: &str) -> Response {
         Response::json(status, &vk_core::error_body(code, message))

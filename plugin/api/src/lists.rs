@@ -2,8 +2,10 @@
 //! counts, the read marker, the lists of leads, counterparties and orders with their search,
 //! the channel's state, and the change stamp it polls. Each is one call of [`vk_core::Core`].
 
-use vk_core::dialog::DialogList;
-use vk_core::ids;
+use vk_core::dialog::{DialogList, Page};
+use vk_core::directory::Subject;
+use vk_core::lead::Communication;
+use vk_core::{Error, ids};
 
 use crate::{Answer, Call, Refusal, Response, json};
 
@@ -53,41 +55,42 @@ impl Call<'_, '_> {
 
     /// `GET /api/leads?q=&after=&limit=`.
     pub(crate) fn list_leads(&self) -> Answer {
-        let reader = self.caller()?;
-        let (after, limit) = self.page()?;
-        let page = self
-            .core
-            .leads(reader, &self.search(), after.as_deref(), limit)?;
-        Ok(Response::json(
-            200,
-            &json::documents("leads", &page, json::lead),
-        ))
+        self.list_documents(
+            "leads",
+            |r, q, a, l| self.core.leads(r, q, a, l),
+            json::lead,
+        )
     }
 
     /// `GET /api/counterparties?q=&after=&limit=`.
     pub(crate) fn list_counterparties(&self) -> Answer {
-        let reader = self.caller()?;
-        let (after, limit) = self.page()?;
-        let page = self
-            .core
-            .counterparties(reader, &self.search(), after.as_deref(), limit)?;
-        Ok(Response::json(
-            200,
-            &json::documents("counterparties", &page, json::counterparty),
-        ))
+        self.list_documents(
+            "counterparties",
+            |r, q, a, l| self.core.counterparties(r, q, a, l),
+            json::counterparty,
+        )
     }
 
     /// `GET /api/orders?q=&after=&limit=`.
     pub(crate) fn list_orders(&self) -> Answer {
+        self.list_documents(
+            "orders",
+            |r, q, a, l| self.core.orders(r, q, a, l),
+            json::order,
+        )
+    }
+
+    /// A page of documents whose name holds `q`, as `{field: [...], "next"}`.
+    fn list_documents<T>(
+        &self,
+        field: &str,
+        list: impl Fn(Subject, &str, Option<&str>, u32) -> Result<Page<(T, Communication)>, Error>,
+        render: impl Fn(&T, &Communication) -> serde_json::Value,
+    ) -> Answer {
         let reader = self.caller()?;
         let (after, limit) = self.page()?;
-        let page = self
-            .core
-            .orders(reader, &self.search(), after.as_deref(), limit)?;
-        Ok(Response::json(
-            200,
-            &json::documents("orders", &page, json::order),
-        ))
+        let page = list(reader, &self.search(), after.as_deref(), limit)?;
+        Ok(Response::json(200, &json::documents(field, &page, render)))
     }
 
     /// `GET /api/channel` (admin): the channel's state for the settings page.
@@ -102,16 +105,8 @@ impl Call<'_, '_> {
     pub(crate) fn changes(&self) -> Answer {
         self.caller()?;
         let stamp = self.core.change_stamp()?;
-        let etag = format!("\"{stamp}\"");
-        if self.request.header("if-none-match") == Some(etag.as_str()) {
-            return Ok(Response {
-                status: 304,
-                content_type: "application/json",
-                headers: vec![("etag", etag), ("cache-control", "no-cache".to_owned())],
-                body: Vec::new(),
-            });
-        }
-        Ok(Response::json(200, &json::change_stamp(&stamp)).with_header("etag", etag))
+        Ok(Response::json(200, &json::change_stamp(&stamp))
+            .tagged(self.request, format!("\"{stamp}\"")))
     }
 
     /// The search text `q` of a list (none: everything).

@@ -70,9 +70,6 @@ pub fn page(request: &Request<'_>) -> Answer {
         .find(|file| file.path == request.path)
         .ok_or_else(no_route)?;
     let etag = format!("\"{}\"", &digest(file.bytes)[..16]);
-    let fresh = request
-        .header("if-none-match")
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
     let headers = vec![
         (
             "content-security-policy",
@@ -82,16 +79,12 @@ pub fn page(request: &Request<'_>) -> Answer {
         ("referrer-policy", "no-referrer".to_owned()),
         ("x-frame-options", "DENY".to_owned()),
         ("cache-control", "no-cache".to_owned()),
-        ("etag", etag),
     ];
-    Ok(Response {
-        status: if fresh { 304 } else { 200 },
+    let answer = Response {
+        status: 200,
         content_type: file.content_type,
         headers,
-        body: if fresh {
-            Vec::new()
-        } else {
-            file.bytes.to_vec()
-        },
-    })
+        body: file.bytes.to_vec(),
+    };
+    Ok(answer.tagged(request, etag))
 }

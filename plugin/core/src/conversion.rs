@@ -166,7 +166,7 @@ impl Core<'_> {
         Ok((counterparty, communication))
     }
 
-    /// The counterparties whose name holds `q` (any listed employee), newest first, each
+    /// The counterparties whose name holds `q` (any listed employee, and the admin), newest first, each
     /// with its communication block.
     pub fn counterparties(
         &self,
@@ -180,7 +180,7 @@ impl Core<'_> {
         self.documents(page, keys::counterparty, |c: &Counterparty| c.dialog_id)
     }
 
-    /// The orders whose number or counterparty's name holds `q` (any listed employee),
+    /// The orders whose number or counterparty's name holds `q` (any listed employee, and the admin),
     /// newest first, each with its communication block.
     pub fn orders(
         &self,

@@ -327,7 +327,7 @@ impl Core<'_> {
         Ok(Communication::of(&dialog))
     }
 
-    /// The leads whose title or name holds `q` (any listed employee), newest first, each
+    /// The leads whose title or name holds `q` (any listed employee, and the admin), newest first, each
     /// with its communication block.
     pub fn leads(
         &self,
