@@ -40,7 +40,8 @@ pub struct Options {
     pub reads: usize,
 }
 
-const GROUP: i64 = 218_765_432;
+/// The community of the callbacks (`vk-host load` uses it too).
+pub(crate) const GROUP: i64 = 218_765_432;
 const SECRET: &str = "bench-secret";
 
 /// Untimed calls of a series' step before its measured ones.
@@ -82,8 +83,7 @@ impl Series {
     }
 
     fn percentile(&self, p: f64) -> Duration {
-        let index = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
-        self.samples[index]
+        percentile(&self.samples, p)
     }
 
     fn per_second(&self) -> f64 {
@@ -99,6 +99,12 @@ impl Series {
             micros(self.percentile(0.99))
         )
     }
+}
+
+/// The sample at fraction `p` (0 to 1) of sorted, non-empty `samples` (nearest rank).
+pub(crate) fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index]
 }
 
 fn micros(time: Duration) -> f64 {

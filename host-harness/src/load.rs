@@ -39,6 +39,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::api::CALLBACK_PATH;
+use crate::bench::{GROUP, percentile};
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -56,12 +59,10 @@ pub struct Options {
     pub people: usize,
 }
 
-const GROUP: i64 = 218_765_432;
 const SECRET: &str = "load-secret-7f3a91c2e4-Zx81kP0q";
 const CONFIRMATION: &str = "5e1d9c0b";
 const ACCESS_TOKEN: &str = "vk1.a.LOAD-ACCESS-KEY-0123456789abcdefAb3x";
 const ADMIN: &str = "load-admin-token-4f9c2a71d0e8b365";
-const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
 
 /// Connections of the open-loop phase: callbacks due while all of them wait for answers
 /// start late, and that lateness is part of their latency.
@@ -131,9 +132,7 @@ impl Phase {
             phase.samples.extend(part.samples);
             phase.errors += part.errors;
             for example in part.examples {
-                if phase.examples.len() < ERRORS_SHOWN && !phase.examples.contains(&example) {
-                    phase.examples.push(example);
-                }
+                keep_example(&mut phase.examples, example);
             }
             last = last.max(part.last);
         }
@@ -152,8 +151,7 @@ impl Phase {
         if self.samples.is_empty() {
             return f64::NAN;
         }
-        let index = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
-        self.samples[index].as_secs_f64() * 1e3
+        percentile(&self.samples, p).as_secs_f64() * 1e3
     }
 }
 
@@ -192,9 +190,14 @@ impl Worker {
             Err(error) => format!("no answer: {error:#}"),
         };
         self.errors += 1;
-        if self.examples.len() < ERRORS_SHOWN && !self.examples.contains(&wrong) {
-            self.examples.push(wrong);
-        }
+        keep_example(&mut self.examples, wrong);
+    }
+}
+
+/// Keeps a wrong answer to show, unless `ERRORS_SHOWN` are kept already or it is one of them.
+fn keep_example(examples: &mut Vec<String>, example: String) {
+    if examples.len() < ERRORS_SHOWN && !examples.contains(&example) {
+        examples.push(example);
     }
 }
 
@@ -206,6 +209,16 @@ struct Outcome {
     peak_rss_kib: Option<u64>,
     /// What the host asked the VK stand-in.
     vk_calls: Arc<VkCalls>,
+}
+
+impl Outcome {
+    /// The names of the phases, in the order they ran.
+    const PHASES: [&str; 2] = ["open loop", "saturation"];
+
+    /// Phase `index` of `PHASES`.
+    fn phase(&self, index: usize) -> &Phase {
+        [&self.open, &self.saturation][index]
+    }
 }
 
 /// The VK stand-in's state: the next message id, and the calls it got.
@@ -302,15 +315,16 @@ async fn drive(
     );
     drop(admin);
 
-    let events = Arc::new(AtomicU64::new(0));
-    let people = options.people as u64;
+    let callbacks = Arc::new(Callbacks {
+        sent: AtomicU64::new(0),
+        people: options.people as u64,
+    });
     // Every person's first message: a lead and a dialog each, untimed.
     let created = fixed_count(
         address,
         options.connections,
         options.people,
-        events.clone(),
-        people,
+        callbacks.clone(),
     )
     .await;
     ensure!(
@@ -320,9 +334,23 @@ async fn drive(
         created.errors,
         created.examples
     );
-    let open = Phase::timed(pid, open_loop(address, options, events.clone(), people)).await;
-    let saturation = Phase::timed(pid, closed_loop(address, options, events, people)).await;
+    let open = Phase::timed(pid, open_loop(address, options, callbacks.clone())).await;
+    let saturation = Phase::timed(pid, closed_loop(address, options, callbacks)).await;
     Ok((open, saturation))
+}
+
+/// The `message_new` callbacks of one host, numbered in the order they are sent.
+struct Callbacks {
+    sent: AtomicU64,
+    /// Callback `n` comes from person `n % people + 1`.
+    people: u64,
+}
+
+impl Callbacks {
+    /// The body of the next callback.
+    fn next(&self) -> Vec<u8> {
+        message_new(self.sent.fetch_add(1, Ordering::Relaxed), self.people)
+    }
 }
 
 /// The body of `message_new` number `n`, from person `n % people + 1`.
@@ -346,21 +374,19 @@ fn message_new(n: u64, people: u64) -> Vec<u8> {
 }
 
 /// Sends `count` callbacks over `connections` connections, each as soon as one is free
-/// (event numbers from `events`, so that person `i` writes event `i` on a fresh counter).
+/// (on fresh `callbacks`, person `i` writes callback `i`).
 async fn fixed_count(
     address: SocketAddr,
     connections: usize,
     count: usize,
-    events: Arc<AtomicU64>,
-    people: u64,
+    callbacks: Arc<Callbacks>,
 ) -> Phase {
     let started = Instant::now();
     let schedule = move |i: usize| (i < count).then(Instant::now);
     send_on(
         address,
         connections.min(count),
-        events,
-        people,
+        callbacks,
         started,
         schedule,
     )
@@ -368,43 +394,25 @@ async fn fixed_count(
 }
 
 /// The open-loop phase: callback `i` is due at `start + i / rate`.
-async fn open_loop(
-    address: SocketAddr,
-    options: &Options,
-    events: Arc<AtomicU64>,
-    people: u64,
-) -> Phase {
+async fn open_loop(address: SocketAddr, options: &Options, callbacks: Arc<Callbacks>) -> Phase {
     let total = (options.rate * options.seconds).round() as usize;
     let rate = options.rate;
     let started = Instant::now() + Duration::from_millis(20);
     let schedule =
         move |i: usize| (i < total).then(|| started + Duration::from_secs_f64(i as f64 / rate));
-    send_on(address, OPEN_CONNECTIONS, events, people, started, schedule).await
+    send_on(address, OPEN_CONNECTIONS, callbacks, started, schedule).await
 }
 
 /// The saturation phase: `--connections` connections, each sending its next callback when
 /// the previous one is answered, until `--seconds` pass.
-async fn closed_loop(
-    address: SocketAddr,
-    options: &Options,
-    events: Arc<AtomicU64>,
-    people: u64,
-) -> Phase {
+async fn closed_loop(address: SocketAddr, options: &Options, callbacks: Arc<Callbacks>) -> Phase {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(options.seconds);
     let schedule = move |_: usize| {
         let now = Instant::now();
         (now < deadline).then_some(now)
     };
-    send_on(
-        address,
-        options.connections,
-        events,
-        people,
-        started,
-        schedule,
-    )
-    .await
+    send_on(address, options.connections, callbacks, started, schedule).await
 }
 
 /// Sends callbacks over `connections` connections: each connection claims the next number
@@ -413,21 +421,21 @@ async fn closed_loop(
 async fn send_on(
     address: SocketAddr,
     connections: usize,
-    events: Arc<AtomicU64>,
-    people: u64,
+    callbacks: Arc<Callbacks>,
     started: Instant,
     schedule: impl Fn(usize) -> Option<Instant> + Clone + Send + 'static,
 ) -> Phase {
     let claimed = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (claimed, events, schedule) = (claimed.clone(), events.clone(), schedule.clone());
+            let (claimed, callbacks, schedule) =
+                (claimed.clone(), callbacks.clone(), schedule.clone());
             tokio::spawn(async move {
                 let mut client = Client::new(address);
                 let mut worker = Worker::new();
                 while let Some(due) = schedule(claimed.fetch_add(1, Ordering::Relaxed)) {
                     tokio::time::sleep_until(due).await;
-                    let body = message_new(events.fetch_add(1, Ordering::Relaxed), people);
+                    let body = callbacks.next();
                     let outcome = client.send("POST", CALLBACK_PATH, None, &body).await;
                     worker.record(due, outcome);
                 }
@@ -459,7 +467,6 @@ async fn join(tasks: Vec<tokio::task::JoinHandle<Worker>>) -> Vec<Worker> {
 struct Client {
     address: SocketAddr,
     connection: Option<Connection>,
-    host: String,
 }
 
 impl Client {
@@ -467,7 +474,6 @@ impl Client {
         Client {
             address,
             connection: None,
-            host: address.to_string(),
         }
     }
 
@@ -482,7 +488,7 @@ impl Client {
     ) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-            self.host,
+            self.address,
             body.len()
         );
         if let Some(token) = token {
@@ -815,7 +821,6 @@ fn print_report(options: &Options, outcomes: &[Outcome]) {
          callback's due time; saturation: {} connections, closed loop, for {} s.\n",
         options.people, options.rate, options.seconds, options.connections, options.seconds
     );
-    let (open_label, saturation_label) = ("open loop", "saturation");
     let mut header = String::from("| ");
     let mut rule = String::from("|---");
     for outcome in outcomes {
@@ -840,38 +845,38 @@ fn print_report(options: &Options, outcomes: &[Outcome]) {
         }
         println!("{line} |");
     };
-    for (label, phase) in [
-        (
-            open_label,
-            (|o: &Outcome| &o.open) as fn(&Outcome) -> &Phase,
-        ),
-        (saturation_label, |o: &Outcome| &o.saturation),
-    ] {
+    for (index, label) in Outcome::PHASES.into_iter().enumerate() {
         row(
             &format!("{label}: callbacks/s"),
-            &|o| phase(o).per_second(),
+            &|o| o.phase(index).per_second(),
             0,
         );
         for (name, p) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
             row(
                 &format!("{label}: {name} ms"),
-                &|o| phase(o).percentile_ms(p),
+                &|o| o.phase(index).percentile_ms(p),
                 2,
             );
         }
         row(
             &format!("{label}: not `200 ok`"),
-            &|o| phase(o).errors as f64,
+            &|o| o.phase(index).errors as f64,
             0,
         );
         row(
             &format!("{label}: host CPU, cores busy"),
-            &|o| phase(o).cores(phase(o).host_cpu),
+            &|o| {
+                let phase = o.phase(index);
+                phase.cores(phase.host_cpu)
+            },
             2,
         );
         row(
             &format!("{label}: load generator CPU, cores busy"),
-            &|o| phase(o).cores(phase(o).load_cpu),
+            &|o| {
+                let phase = o.phase(index);
+                phase.cores(phase.load_cpu)
+            },
             2,
         );
     }
@@ -892,11 +897,8 @@ fn print_report(options: &Options, outcomes: &[Outcome]) {
         );
     }
     for outcome in outcomes {
-        for (name, phase) in [
-            ("open loop", &outcome.open),
-            ("saturation", &outcome.saturation),
-        ] {
-            for example in &phase.examples {
+        for (index, name) in Outcome::PHASES.into_iter().enumerate() {
+            for example in &outcome.phase(index).examples {
                 println!("{} {name}: {example}", outcome.store.label());
             }
         }
