@@ -230,15 +230,23 @@ fn through_native_api(core: &Core<'_>, request: &api::Request, status: u16) {
     );
 }
 
+/// The plugin as `serve` loads it: each instance serves many calls.
 fn load(options: &Options, store: SharedStore) -> anyhow::Result<Plugin> {
+    load_with(options, store, Limits::default())
+}
+
+/// The plugin with a fresh instance for every call (`--calls-per-instance 1`).
+fn load_fresh(options: &Options, store: SharedStore) -> anyhow::Result<Plugin> {
+    let limits = Limits {
+        calls_per_instance: 1,
+        ..Limits::default()
+    };
+    load_with(options, store, limits)
+}
+
+fn load_with(options: &Options, store: SharedStore, limits: Limits) -> anyhow::Result<Plugin> {
     let http = Arc::new(Outbound::new(None, Duration::from_secs(1), 1 << 20)?);
-    Plugin::load(
-        &options.plugin,
-        &options.cache_dir,
-        store,
-        http,
-        Limits::default(),
-    )
+    Plugin::load(&options.plugin, &options.cache_dir, store, http, limits)
 }
 
 /// Runs everything and prints a report in Markdown.
@@ -305,8 +313,16 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let component_api = Series::measure("message_new, component api export (serve)", n, |i| {
         through_api(&api_plugin, &requests[i], 200);
     });
+    let fresh_plugin = load_fresh(options, Arc::new(MemoryStore::new()))?;
+    connected(fresh_plugin.storage().as_ref());
+    let fresh = Series::measure("message_new, webhook export, fresh instance", n, |i| {
+        fresh_plugin
+            .call(|p, s| p.mybusiness_vk_webhook().call_handle(s, &bodies[i]))
+            .expect("no fault")
+            .expect("accepted");
+    });
     let instantiate = Series::measure("instantiate + drop only", n, |_| {
-        plugin.call(|_, _| Ok(())).expect("instantiates");
+        fresh_plugin.call(|_, _| Ok(())).expect("instantiates");
     });
     let spin = spin_callbacks(options, &bodies, n)?;
 
@@ -318,6 +334,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             &native_api,
             &component,
             &component_api,
+            &fresh,
             &spin,
             &instantiate,
         ],
@@ -329,6 +346,11 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         &component_api,
         &native_api,
     );
+    print_ratio(
+        "fresh instance per call / instance serving many calls",
+        &fresh,
+        &component,
+    );
     print_ratio("Spin component / native time per callback", &spin, &native);
     print_ratio(
         "Spin component / component webhook export time per callback",
@@ -337,7 +359,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     );
     println!(
         "component - native per callback: {:.1} µs (mean), {:.1} µs (p50); \
-         instantiate + drop alone: {:.1} µs (mean), {:.1} µs (p50)\n",
+         a fresh instance's instantiate + drop alone: {:.1} µs (mean), {:.1} µs (p50)\n",
         micros(component.mean()) - micros(native.mean()),
         micros(component.percentile(0.5)) - micros(native.percentile(0.5)),
         micros(instantiate.mean()),

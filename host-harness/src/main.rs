@@ -177,6 +177,10 @@ struct Serve {
     /// The memory one plugin instance may use, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_mib: usize,
+    /// How many calls one plugin instance serves, one after the other, before a fresh one
+    /// replaces it (1: a fresh instance for every call). One that failed is replaced at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    calls_per_instance: u32,
     /// How often waiting messages are retried, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     flush_interval_ms: u64,
@@ -238,6 +242,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let limits = Limits {
         deadline: Duration::from_millis(args.call_timeout_ms),
         memory_bytes: args.memory_mib << 20,
+        calls_per_instance: args.calls_per_instance,
         ..Limits::default()
     };
     let plugin = Arc::new(Plugin::load(

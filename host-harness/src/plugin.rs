@@ -1,14 +1,17 @@
 //! Loading and calling the plugin component.
 //!
 //! The component is compiled once and cached on disk (keyed by its bytes and the engine's
-//! compatibility hash), imports are resolved once (`InstancePre`), and every call gets a
-//! fresh `Store` and instance from a pooling allocator: calls are isolated from each other
-//! and run in parallel. Each call has a deadline (epoch interruption) and a memory cap; a
+//! compatibility hash), imports are resolved once (`InstancePre`), and instances come from a
+//! pooling allocator; calls run in parallel, each on an instance no other call is using.
+//! An instance serves up to [`Limits::calls_per_instance`] calls one after the other and is
+//! then dropped; one whose call trapped or timed out, or whose memory grew past
+//! [`RECYCLE_ABOVE`], is dropped at once (see `docs/architecture.md`, "Instances", for the
+//! isolation this trades). Each call has a deadline (epoch interruption) and a memory cap; a
 //! trap or a timeout fails that call only.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -16,8 +19,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -36,6 +39,10 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// Decommits of finished instances' memory gathered into one batch.
 const DECOMMIT_BATCH: usize = 16;
 
+/// An instance whose linear memory grew past this is not given another call: a fresh one
+/// starts near 1 MiB, and one large answer should not keep its heap for good.
+const RECYCLE_ABOVE: usize = 8 << 20;
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -50,6 +57,9 @@ pub struct Limits {
     pub instances: u32,
     /// Of those, how many may be waiting for VK after giving up their lane (see [`Lane`]).
     pub waiting_on_vk: u32,
+    /// How many calls one instance serves before it is dropped; 1: a fresh instance for
+    /// every call.
+    pub calls_per_instance: u32,
 }
 
 impl Limits {
@@ -87,6 +97,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             instances: 128,
             waiting_on_vk: 64,
+            calls_per_instance: 1000,
         }
     }
 }
@@ -95,10 +106,60 @@ impl Default for Limits {
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Metered,
     pub(crate) store: Arc<Namespace>,
     pub(crate) http: Arc<Outbound>,
     pub(crate) lane: Lane,
+}
+
+/// A store's caps, noting how far its linear memory has grown.
+struct Metered {
+    caps: StoreLimits,
+    memory: usize,
+}
+
+impl ResourceLimiter for Metered {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.caps.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory = self.memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.caps.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.caps.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories()
+    }
 }
 
 /// Where a call stands in the host's admission of calls, and how long it may still run.
@@ -209,8 +270,17 @@ pub struct Plugin {
     limits: Limits,
     /// Permits for calls waiting on VK (see [`Lane`]).
     waiting: Arc<Semaphore>,
+    /// Instances between calls, the last one used on top.
+    idle: Mutex<Vec<Warm>>,
     /// How long loading took, and whether the compiled code came from the cache.
     pub load_report: LoadReport,
+}
+
+/// An instance with its store, kept for further calls.
+struct Warm {
+    store: Store<State>,
+    plugin: VkPlugin,
+    calls: u32,
 }
 
 /// How the plugin was loaded.
@@ -252,6 +322,7 @@ impl Plugin {
             http,
             limits,
             waiting: Arc::new(Semaphore::new(limits.waiting_on_vk as usize)),
+            idle: Mutex::new(Vec::new()),
             load_report: LoadReport {
                 from_cache,
                 load_time: started.elapsed(),
@@ -259,7 +330,8 @@ impl Plugin {
         })
     }
 
-    /// Runs `call` on a fresh instance. Blocks: call it off the async executor.
+    /// Runs `call` on an instance no other call is using. Blocks: call it off the async
+    /// executor.
     pub fn call<R>(
         &self,
         call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
@@ -274,28 +346,69 @@ impl Plugin {
         permit: Option<OwnedSemaphorePermit>,
         call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        let lane = Lane {
+            permit,
+            waiting: self.waiting.clone(),
+            traded: false,
+            ends_at: Instant::now() + self.limits.deadline,
+            margin: self.limits.outbound_margin(),
+        };
+        let reused = self.idle.lock().expect("the idle list is never poisoned").pop();
+        let mut warm = match reused {
+            Some(warm) => warm,
+            None => self.instantiate().map_err(|error| Fault::of(&error))?,
+        };
+        warm.store.data_mut().lane = lane;
+        warm.store.set_epoch_deadline(self.limits.deadline_ticks());
+        // A call that failed leaves its instance behind: a trap may have left it anywhere.
+        let answer = call(&warm.plugin, &mut warm.store).map_err(|error| Fault::of(&error))?;
+        self.keep(warm);
+        Ok(answer)
+    }
+
+    /// A new instance in a store of its own.
+    fn instantiate(&self) -> wasmtime::Result<Warm> {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: self.limits.store_limits(),
+            limits: Metered {
+                caps: self.limits.store_limits(),
+                memory: 0,
+            },
             store: self.store.clone(),
             http: self.http.clone(),
             lane: Lane {
-                permit,
+                permit: None,
                 waiting: self.waiting.clone(),
                 traded: false,
-                ends_at: Instant::now() + self.limits.deadline,
-                margin: self.limits.outbound_margin(),
+                ends_at: Instant::now(),
+                margin: Duration::ZERO,
             },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.limits.deadline_ticks());
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|plugin| call(&plugin, &mut store));
-        outcome.map_err(|error| Fault::of(&error))
+        let plugin = self.pre.instantiate(&mut store)?;
+        Ok(Warm {
+            store,
+            plugin,
+            calls: 0,
+        })
+    }
+
+    /// Ends a call that returned: its lane is given back, and its instance is kept for the
+    /// next call unless it served its share, grew large, or enough are kept already.
+    fn keep(&self, mut warm: Warm) {
+        warm.calls += 1;
+        let state = warm.store.data_mut();
+        state.lane.permit = None;
+        if warm.calls >= self.limits.calls_per_instance || state.limits.memory > RECYCLE_ABOVE {
+            return;
+        }
+        let mut idle = self.idle.lock().expect("the idle list is never poisoned");
+        if idle.len() < self.limits.running() as usize {
+            idle.push(warm);
+        }
     }
 
     /// The plugin's key space, for the native side of the benchmark.
