@@ -5,8 +5,10 @@
 //! request alone.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -163,17 +165,54 @@ async fn slow_down_guessing(
     response
 }
 
+/// Request log lines not yet written to stderr.
+static REQUEST_LOG: Mutex<String> = Mutex::new(String::new());
+/// How long a line may wait before it is written: lines go out together, so a busy host
+/// does not pay a write to stderr for every request.
+const LOG_FLUSH: Duration = Duration::from_millis(100);
+/// Past this much waiting text, the request that adds a line writes it all out at once.
+const LOG_BUFFER: usize = 64 << 10;
+
 /// One line per request: method, path, status, time. Never a header or a body.
 pub(crate) async fn log(request: Request, next: Next) -> Response {
+    static FLUSHER: Once = Once::new();
+    FLUSHER.call_once(|| {
+        std::thread::Builder::new()
+            .name("request-log".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(LOG_FLUSH);
+                    flush_request_log();
+                }
+            })
+            .ok();
+    });
     let started = Instant::now();
-    let line = format!("{} {}", request.method(), request.uri().path());
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = next.run(request).await;
-    eprintln!(
-        "vk-host: {line} -> {} in {:.1} ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
+    let full = {
+        let mut lines = REQUEST_LOG.lock().unwrap_or_else(PoisonError::into_inner);
+        writeln!(
+            lines,
+            "vk-host: {method} {path} -> {} in {:.1} ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1e3
+        )
+        .ok();
+        lines.len() > LOG_BUFFER
+    };
+    if full {
+        flush_request_log();
+    }
     response
+}
+
+/// Writes the request log's waiting lines to stderr.
+pub fn flush_request_log() {
+    let lines = std::mem::take(&mut *REQUEST_LOG.lock().unwrap_or_else(PoisonError::into_inner));
+    if !lines.is_empty() {
+        std::io::stderr().write_all(lines.as_bytes()).ok();
+    }
 }
 
 /// An answer as an HTTP response. The plugin is a guest: a status or a header it should

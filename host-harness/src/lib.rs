@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod database;
 pub mod http;
 pub mod load;
 pub mod plugin;

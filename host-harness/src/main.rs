@@ -12,7 +12,8 @@ use vk_host::http::Outbound;
 use vk_host::plugin::{Limits, Plugin};
 use vk_host::server::{self, Bounds};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
-use vk_host::storage::{DbStore, SharedStore};
+use vk_host::database::DbStore;
+use vk_host::storage::SharedStore;
 
 /// The plugin as the build leaves it (`make plugin`).
 const DEFAULT_PLUGIN: &str = concat!(
@@ -308,11 +309,12 @@ fn serve_until_ctrl_c(
             bounds.max_connections
         );
         started(address);
-        server::serve(listener, router, bounds, async {
+        let served = server::serve(listener, router, bounds, async {
             tokio::signal::ctrl_c().await.ok();
         })
-        .await?;
-        Ok(())
+        .await;
+        api::flush_request_log();
+        Ok(served?)
     })
 }
 

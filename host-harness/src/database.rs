@@ -1,0 +1,1023 @@
+//! The embedded database: a redb file with a journal in front of it.
+//!
+//! One writer thread takes the commits that arrived together (group commit), decides each
+//! against the current state (each keeps its own all-or-nothing and its own conflicts),
+//! appends what the accepted ones wrote to the journal as one record, makes it durable
+//! (`fdatasync`), and only then shows it to readers and answers the callers. The journal is
+//! an append-only file: a batch costs one sequential write and one sync, however scattered
+//! its keys are in the database file.
+//!
+//! Readers see the journal's commits not yet in the file through an in-memory overlay. When
+//! the overlay holds [`CHECKPOINT_ENTRIES`] keys (or the writer has been idle for
+//! [`CHECKPOINT_IDLE`]), a checkpointer thread moves it into the redb file in one write
+//! transaction, while the writer goes on in a new journal; once that transaction is durable,
+//! the older journals are deleted. Many commits' writes to the same pages (the newest end of
+//! an index, the change stamp) then cost one page write instead of one per batch.
+//!
+//! On opening, the journals left by a stop or a crash are replayed into the file, oldest
+//! first, up to the first record that is incomplete or fails its checksum (a write the crash
+//! cut off, which nobody was answered for). Replaying sets each key to the state the record
+//! gives it, so a journal replayed twice (a crash right after a checkpoint) changes nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use vk_core::ports::{Change, Entry, Store, StoreError, Write};
+
+use crate::storage::private_file;
+
+/// key → (version, value).
+const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
+/// "clock" → the last version handed out (as of the last checkpoint).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The most commits one journal record (and its one sync) carries.
+const MAX_BATCH: usize = 256;
+/// Keys in the overlay at which they are moved into the database file.
+const CHECKPOINT_ENTRIES: usize = 16_384;
+/// How long the writer waits for commits before it moves the overlay into the file anyway.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
+
+/// A key as the journal left it: its version and value, `None` once deleted.
+type Slot = (u64, Option<Vec<u8>>);
+type Layer = BTreeMap<String, Slot>;
+
+/// Commits made durable in a journal and not yet in the database file.
+#[derive(Default)]
+struct Overlay {
+    /// Written since the running (or last) checkpoint began.
+    active: Layer,
+    /// Being moved into the file; emptied once the checkpoint is durable.
+    frozen: Arc<Layer>,
+}
+
+impl Overlay {
+    fn get(&self, key: &str) -> Option<&Slot> {
+        self.active.get(key).or_else(|| self.frozen.get(key))
+    }
+}
+
+/// What the writer, the checkpointer and the readers share.
+struct Shared {
+    db: Database,
+    overlay: RwLock<Overlay>,
+    /// The database file; its journals are named after it.
+    path: PathBuf,
+}
+
+impl Shared {
+    fn overlay(&self) -> RwLockReadGuard<'_, Overlay> {
+        self.overlay.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn overlay_mut(&self) -> std::sync::RwLockWriteGuard<'_, Overlay> {
+        self.overlay.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One caller's commit, waiting for the writer, and where its answer goes.
+struct Job {
+    writes: Vec<Write>,
+    reply: mpsc::SyncSender<Result<(), StoreError>>,
+}
+
+/// The embedded database file and its journal: ACID, readers never blocked by the writer,
+/// every caller answered only once its commit is durable.
+pub struct DbStore {
+    shared: Arc<Shared>,
+    /// Where callers queue their commits; `None` only while dropping.
+    queue: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl DbStore {
+    /// Opens (or creates) the database file, readable by its owner only, and replays the
+    /// journals a previous run left.
+    pub fn open(path: &Path) -> anyhow::Result<DbStore> {
+        let writer = Writer::open(path)?;
+        let shared = writer.shared.clone();
+        let (queue, jobs) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("vk-host-db-writer".into())
+            .spawn(move || writer.run(&jobs))?;
+        Ok(DbStore {
+            shared,
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+}
+
+impl Drop for DbStore {
+    /// Lets the writer finish what is queued and move the overlay into the file, and waits
+    /// for it, so the file is closed (and may be opened again) once the store is gone.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            writer.join().ok();
+        }
+    }
+}
+
+/// The journal being appended to.
+struct Journal {
+    file: std::fs::File,
+    generation: u64,
+}
+
+/// Journal `generation` of the database at `db`.
+fn journal_path(db: &Path, generation: u64) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".journal-{generation:020}"));
+    PathBuf::from(name)
+}
+
+/// The folder the database at `db` is in.
+fn folder(db: &Path) -> &Path {
+    db.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The journals of the database at `db`, oldest first.
+fn journals(db: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
+    let dir = folder(db);
+    let stem = format!(
+        "{}.journal-",
+        db.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(generation) = name.strip_prefix(&stem).and_then(|g| g.parse().ok()) {
+            found.push((generation, journal_path(db, generation)));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+impl Journal {
+    /// Creates journal `generation`, durably: its name is synced into the folder, so a
+    /// crash cannot lose the file with the commits written to it.
+    fn create(db: &Path, generation: u64) -> anyhow::Result<Journal> {
+        let path = journal_path(db, generation);
+        private_file(&path)?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        std::fs::File::open(folder(db))?.sync_all()?;
+        Ok(Journal { file, generation })
+    }
+
+    /// Appends one record and makes it durable. On a failure, what was appended is cut
+    /// off again, so that the journal never holds a record nobody was answered for before
+    /// later ones.
+    fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+        let before = self.file.metadata()?.len();
+        let written = self
+            .file
+            .write_all(record)
+            .and_then(|()| self.file.sync_data());
+        if written.is_err() {
+            self.file.set_len(before).ok();
+        }
+        written
+    }
+}
+
+/// A record: length (u32), checksum of the rest (FNV-1a, u64), then each key's new state:
+/// tag (1 put, 0 delete), version (u64), key length (u32) and key, and for a put the value's
+/// length (u32) and value. Integers are little-endian.
+fn encode(layer: &Layer) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (key, (version, value)) in layer {
+        body.push(u8::from(value.is_some()));
+        body.extend_from_slice(&version.to_le_bytes());
+        body.extend_from_slice(&len32(key.len()).to_le_bytes());
+        body.extend_from_slice(key.as_bytes());
+        if let Some(value) = value {
+            body.extend_from_slice(&len32(value.len()).to_le_bytes());
+            body.extend_from_slice(value);
+        }
+    }
+    let mut record = Vec::with_capacity(body.len() + 12);
+    record.extend_from_slice(&len32(body.len()).to_le_bytes());
+    record.extend_from_slice(&checksum(&body).to_le_bytes());
+    record.extend_from_slice(&body);
+    record
+}
+
+/// A length as the journal stores it (keys and values are far below 4 GiB: the host caps
+/// a request at 1 MiB).
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).expect("a journal entry is below 4 GiB")
+}
+
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Takes `n` bytes from the front of `bytes`.
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, rest) = bytes.split_at_checked(n)?;
+    *bytes = rest;
+    Some(head)
+}
+
+fn take_u32(bytes: &mut &[u8]) -> Option<usize> {
+    let raw = take(bytes, 4)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(raw)).ok()
+}
+
+fn take_u64(bytes: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+}
+
+/// The whole records of a journal, in order, up to the first incomplete or damaged one.
+fn decode(mut journal: &[u8]) -> Vec<Layer> {
+    let mut records = Vec::new();
+    while let Some(record) = decode_record(&mut journal) {
+        records.push(record);
+    }
+    records
+}
+
+fn decode_record(journal: &mut &[u8]) -> Option<Layer> {
+    let length = take_u32(journal)?;
+    let sum = take_u64(journal)?;
+    let mut body = take(journal, length)?;
+    if checksum(body) != sum {
+        return None;
+    }
+    let mut layer = Layer::new();
+    while !body.is_empty() {
+        let tag = take(&mut body, 1)?[0];
+        let version = take_u64(&mut body)?;
+        let key_length = take_u32(&mut body)?;
+        let key = String::from_utf8(take(&mut body, key_length)?.to_vec()).ok()?;
+        let value = match tag {
+            1 => {
+                let value_length = take_u32(&mut body)?;
+                Some(take(&mut body, value_length)?.to_vec())
+            }
+            0 => None,
+            _ => return None,
+        };
+        layer.insert(key, (version, value));
+    }
+    Some(layer)
+}
+
+/// Replays `journals` (oldest first) into the file in one durable transaction; returns how
+/// many keys they set.
+fn replay(db: &Database, journals: &[(u64, PathBuf)]) -> anyhow::Result<usize> {
+    let mut state = Layer::new();
+    for (_, path) in journals {
+        for record in decode(&std::fs::read(path)?) {
+            state.extend(record);
+        }
+    }
+    if !state.is_empty() {
+        apply(db, &state)?;
+    }
+    Ok(state.len())
+}
+
+/// Writes `layer` into the file in one durable transaction, moving the clock past its
+/// versions.
+fn apply(db: &Database, layer: &Layer) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(ENTRIES)?;
+        let mut meta = tx.open_table(META)?;
+        let mut clock = meta.get("clock")?.map_or(0, |v| v.value());
+        for (key, (version, value)) in layer {
+            match value {
+                Some(value) => {
+                    table.insert(key.as_str(), (*version, value.as_slice()))?;
+                    clock = clock.max(*version);
+                }
+                None => {
+                    table.remove(key.as_str())?;
+                }
+            }
+        }
+        meta.insert("clock", clock)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// The writer thread's state.
+struct Writer {
+    shared: Arc<Shared>,
+    journal: Journal,
+    /// The last version handed out.
+    clock: u64,
+    /// The checkpoint in progress, if any.
+    checkpoint: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Opens the database file (creating it readable by its owner only), replays the
+    /// journals a previous run left, and starts a new journal.
+    fn open(path: &Path) -> anyhow::Result<Writer> {
+        private_file(path)?;
+        let db = Database::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(ENTRIES)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        let journals = journals(path)?;
+        let replayed = replay(&db, &journals)?;
+        if replayed > 0 {
+            eprintln!("vk-host: {replayed} keys of the journal moved into the database file");
+        }
+        for (_, journal) in &journals {
+            std::fs::remove_file(journal)?;
+        }
+        let next = journals.last().map_or(0, |(generation, _)| generation + 1);
+        let clock = {
+            let tx = db.begin_read()?;
+            let meta = tx.open_table(META)?;
+            meta.get("clock")?.map_or(0, |v| v.value())
+        };
+        Ok(Writer {
+            shared: Arc::new(Shared {
+                db,
+                overlay: RwLock::new(Overlay::default()),
+                path: path.to_owned(),
+            }),
+            journal: Journal::create(path, next)?,
+            clock,
+            checkpoint: None,
+        })
+    }
+
+    /// Takes every commit queued (at most [`MAX_BATCH`]), makes the accepted ones durable
+    /// in the journal, answers each, and starts again; ends when the store is dropped, after
+    /// moving the overlay into the file.
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        loop {
+            let first = match jobs.recv_timeout(CHECKPOINT_IDLE) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.checkpoint_when(|overlay| !overlay.active.is_empty());
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let writes: Vec<&[Write]> = batch.iter().map(|job| job.writes.as_slice()).collect();
+            let answers = self.commit(&writes);
+            for (job, answer) in batch.into_iter().zip(answers) {
+                // A caller that went away needs no answer.
+                job.reply.send(answer).ok();
+            }
+            self.checkpoint_when(|overlay| overlay.active.len() >= CHECKPOINT_ENTRIES);
+        }
+        if let Some(running) = self.checkpoint.take() {
+            running.join().ok();
+        }
+        self.checkpoint_when(|overlay| !overlay.active.is_empty());
+        if let Some(last) = self.checkpoint.take() {
+            last.join().ok();
+        }
+    }
+
+    /// Decides each commit in order against the current state (which includes the commits
+    /// before it in the batch), makes the accepted ones durable in one journal record, then
+    /// shows them to readers. Returns each commit's answer.
+    fn commit(&mut self, commits: &[&[Write]]) -> Vec<Result<(), StoreError>> {
+        let (answers, accepted) = match self.decide(commits) {
+            Ok(decided) => decided,
+            Err(error) => return vec![Err(error); commits.len()],
+        };
+        if accepted.is_empty() {
+            return answers;
+        }
+        if let Err(error) = self.journal.append(&encode(&accepted)) {
+            let error = unavailable(format!("cannot write the journal: {error}"));
+            return answers
+                .into_iter()
+                .map(|answer| answer.and(Err(error.clone())))
+                .collect();
+        }
+        self.shared.overlay_mut().active.extend(accepted);
+        answers
+    }
+
+    fn decide(
+        &mut self,
+        commits: &[&[Write]],
+    ) -> Result<(Vec<Result<(), StoreError>>, Layer), StoreError> {
+        let overlay = self.shared.overlay();
+        let tx = self.shared.db.begin_read().map_err(unavailable)?;
+        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let mut accepted = Layer::new();
+        let mut answers = Vec::with_capacity(commits.len());
+        for writes in commits {
+            let mut holds = true;
+            for write in writes.iter() {
+                let Some(expected) = write.expect else {
+                    continue;
+                };
+                let current = match accepted.get(&write.key).or_else(|| overlay.get(&write.key)) {
+                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
+                    None => table
+                        .get(write.key.as_str())
+                        .map_err(unavailable)?
+                        .map_or(0, |row| row.value().0),
+                };
+                if current != expected {
+                    holds = false;
+                    break;
+                }
+            }
+            if !holds {
+                answers.push(Err(StoreError::Conflict));
+                continue;
+            }
+            for write in writes.iter() {
+                match &write.change {
+                    Change::Put(value) => {
+                        self.clock += 1;
+                        accepted.insert(write.key.clone(), (self.clock, Some(value.clone())));
+                    }
+                    Change::Delete => {
+                        accepted.insert(write.key.clone(), (0, None));
+                    }
+                    Change::Check => {}
+                }
+            }
+            answers.push(Ok(()));
+        }
+        Ok((answers, accepted))
+    }
+
+    /// Starts moving the overlay into the file if `due` says so and no checkpoint is
+    /// running: the writer goes on in a new journal, and the older journals are deleted once
+    /// the file has everything they hold. A checkpoint that failed leaves its keys in the
+    /// overlay and its journals in place; the next one takes them along.
+    fn checkpoint_when(&mut self, due: impl Fn(&Overlay) -> bool) {
+        if self.checkpoint.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        if let Some(finished) = self.checkpoint.take() {
+            finished.join().ok();
+        }
+        if !due(&self.shared.overlay()) {
+            return;
+        }
+        let next = match Journal::create(&self.shared.path, self.journal.generation + 1) {
+            Ok(next) => next,
+            Err(error) => {
+                eprintln!("vk-host: cannot start a new journal: {error:#}");
+                return;
+            }
+        };
+        let closed = std::mem::replace(&mut self.journal, next).generation;
+        let frozen = {
+            let mut overlay = self.shared.overlay_mut();
+            let mut frozen = Layer::clone(&overlay.frozen);
+            frozen.extend(std::mem::take(&mut overlay.active));
+            overlay.frozen = Arc::new(frozen);
+            overlay.frozen.clone()
+        };
+        let shared = self.shared.clone();
+        let started = std::thread::Builder::new()
+            .name("vk-host-db-checkpoint".into())
+            .spawn(move || checkpoint(&shared, &frozen, closed));
+        match started {
+            Ok(running) => self.checkpoint = Some(running),
+            Err(error) => eprintln!("vk-host: cannot start a checkpoint: {error}"),
+        }
+    }
+}
+
+/// Moves `frozen` into the file, then forgets it and deletes the journals up to `closed`.
+fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) {
+    if let Err(error) = apply(&shared.db, frozen) {
+        eprintln!("vk-host: the journal stays until the database file takes it: {error}");
+        return;
+    }
+    shared.overlay_mut().frozen = Arc::new(Layer::new());
+    for (generation, path) in journals(&shared.path).unwrap_or_default() {
+        if generation <= closed {
+            std::fs::remove_file(path).ok();
+        }
+    }
+}
+
+/// The entries of `layer` from `start` on under `prefix` (not `after` itself), up to and
+/// including the `limit`-th that is not a deletion: nothing past it can be among the first
+/// `limit` entries of a scan.
+fn layer_range<'a>(
+    layer: &'a Layer,
+    prefix: &str,
+    start: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<(&'a str, &'a Slot)> {
+    let mut found = Vec::new();
+    let mut live = 0;
+    for (key, slot) in layer.range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded)) {
+        if !key.starts_with(prefix) || live >= limit {
+            break;
+        }
+        if Some(key.as_str()) == after {
+            continue;
+        }
+        live += usize::from(slot.1.is_some());
+        found.push((key.as_str(), slot));
+    }
+    found
+}
+
+impl Store for DbStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let tx = {
+            let overlay = self.shared.overlay();
+            if let Some((version, value)) = overlay.get(key) {
+                return Ok(value.as_ref().map(|value| Entry {
+                    key: key.to_owned(),
+                    value: value.clone(),
+                    version: *version,
+                }));
+            }
+            // Begun while the overlay is held: a checkpoint that empties it cannot come in
+            // between.
+            self.shared.db.begin_read().map_err(unavailable)?
+        };
+        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let found = table.get(key).map_err(unavailable)?;
+        Ok(found.map(|row| {
+            let (version, value) = row.value();
+            Entry {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                version,
+            }
+        }))
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let limit = limit as usize;
+        let start = after.filter(|a| *a >= prefix).unwrap_or(prefix);
+        let (pending, tx) = {
+            let overlay = self.shared.overlay();
+            let mut pending: BTreeMap<String, Slot> = BTreeMap::new();
+            for layer in [&*overlay.frozen, &overlay.active] {
+                for (key, slot) in layer_range(layer, prefix, start, after, limit) {
+                    pending.insert(key.to_owned(), slot.clone());
+                }
+            }
+            (
+                pending,
+                self.shared.db.begin_read().map_err(unavailable)?,
+            )
+        };
+        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let mut pending = pending.into_iter().peekable();
+        let mut stored = table.range(start..).map_err(unavailable)?.peekable();
+        let mut entries = Vec::new();
+        while entries.len() < limit {
+            let next_stored = match stored.peek() {
+                Some(Ok((key, _))) => Some(key.value().to_owned()),
+                Some(Err(_)) => {
+                    return Err(unavailable(
+                        stored.next().and_then(Result::err).expect("an error was seen"),
+                    ));
+                }
+                None => None,
+            }
+            .filter(|key| key.starts_with(prefix));
+            let take_pending = match (pending.peek(), &next_stored) {
+                (Some((key, _)), Some(stored_key)) => key <= stored_key,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_pending {
+                let (key, (version, value)) = pending.next().expect("peeked");
+                if next_stored.as_ref() == Some(&key) {
+                    stored.next();
+                }
+                if let Some(value) = value {
+                    entries.push(Entry {
+                        key,
+                        value,
+                        version,
+                    });
+                }
+                continue;
+            }
+            let (key, value) = stored.next().expect("peeked").map_err(unavailable)?;
+            let key = key.value();
+            if Some(key) == after {
+                continue;
+            }
+            let (version, value) = value.value();
+            entries.push(Entry {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                version,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| unavailable("the store is closing"))?;
+        queue
+            .send(Job { writes, reply })
+            .map_err(|_| unavailable("the database writer has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| unavailable("the database writer has stopped"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads what `writer` committed, as the store's readers do.
+    fn reader(writer: &Writer) -> DbStore {
+        DbStore {
+            shared: writer.shared.clone(),
+            queue: None,
+            writer: None,
+        }
+    }
+
+    fn put(key: &str, value: &[u8], expect: Option<u64>) -> Write {
+        Write {
+            key: key.into(),
+            change: Change::Put(value.to_vec()),
+            expect,
+        }
+    }
+
+    #[test]
+    fn the_database_commits_all_or_nothing_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("vk-host-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("test.db");
+        {
+            let db = DbStore::open(&path).expect("opens");
+            db.commit(vec![put("a/1", b"x", Some(0)), put("a/2", b"y", None)])
+                .expect("commits");
+            let version = db.get("a/1").expect("reads").expect("present").version;
+            let stale = db.commit(vec![
+                put("a/1", b"z", Some(version + 7)),
+                put("a/3", b"w", None),
+            ]);
+            assert_eq!(stale, Err(StoreError::Conflict));
+            assert_eq!(
+                db.get("a/3").expect("reads"),
+                None,
+                "a failed commit writes nothing"
+            );
+        }
+        let db = DbStore::open(&path).expect("reopens");
+        let keys: Vec<String> = db
+            .scan("a/", None, 10)
+            .expect("scans")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["a/1", "a/2"]);
+        let after: Vec<String> = db
+            .scan("a/", Some("a/1"), 10)
+            .expect("scans")
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(after, ["a/2"]);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A fresh database file in its own temporary folder (removed by the caller).
+    fn temp_db() -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("vk-host-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("test.db");
+        (dir, path)
+    }
+
+    #[test]
+    fn conflicting_commits_in_one_batch_fail_alone_and_write_nothing() {
+        let (dir, path) = temp_db();
+        let mut writer = Writer::open(&path).expect("opens");
+        let store = reader(&writer);
+        assert_eq!(writer.commit(&[&[put("seen", b"0", None)]]), [Ok(())]);
+        let seen = store.get("seen").expect("reads").expect("present").version;
+        let first = [put("k", b"first", Some(0)), put("first/side", b"1", None)];
+        let second = [put("k", b"second", Some(0)), put("second/side", b"2", None)];
+        let apart = [put("apart", b"3", Some(0))];
+        // Rests on a key the batch's first commit does not touch, at the version read.
+        let checked = [
+            Write {
+                key: "seen".into(),
+                change: Change::Check,
+                expect: Some(seen),
+            },
+            put("checked/side", b"4", None),
+        ];
+        let stale = [
+            Write {
+                key: "seen".into(),
+                change: Change::Check,
+                expect: Some(seen + 100),
+            },
+            put("stale/side", b"5", None),
+        ];
+        let answers = writer.commit(&[&first, &second, &apart, &checked, &stale]);
+        assert_eq!(
+            answers,
+            [
+                Ok(()),
+                Err(StoreError::Conflict),
+                Ok(()),
+                Ok(()),
+                Err(StoreError::Conflict)
+            ]
+        );
+        let value = |key: &str| store.get(key).expect("reads").map(|e| e.value);
+        assert_eq!(value("k").as_deref(), Some(&b"first"[..]));
+        assert!(value("first/side").is_some());
+        assert_eq!(value("second/side"), None, "the loser wrote nothing");
+        assert_eq!(value("stale/side"), None, "the stale check wrote nothing");
+        assert!(value("apart").is_some() && value("checked/side").is_some());
+
+        // A later commit of a batch sees the earlier ones: it may rest on their versions.
+        let version = store.get("k").expect("reads").expect("present").version;
+        let update = [put("k", b"updated", Some(version))];
+        let again = [put("k", b"again", Some(version))];
+        let answers = writer.commit(&[&update, &again]);
+        assert_eq!(answers, [Ok(()), Err(StoreError::Conflict)]);
+        assert_eq!(value("k").as_deref(), Some(&b"updated"[..]));
+        drop((store, writer));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn many_threads_committing_at_once_lose_nothing_reuse_no_version_and_survive_reopening() {
+        const THREADS: usize = 8;
+        const COMMITS: usize = 40;
+        let (dir, path) = temp_db();
+        let store = Arc::new(DbStore::open(&path).expect("opens"));
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = store.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut increments = 0;
+                    let mut first_wins = 0;
+                    for c in 0..COMMITS {
+                        // Three keys of its own, all or nothing.
+                        let own = (0..3)
+                            .map(|k| put(&format!("own/{t}/{c}/{k}"), b"v", Some(0)))
+                            .collect();
+                        store.commit(own).expect("a commit of fresh keys lands");
+                        // Everyone races to create the same key, each with a side key.
+                        let race = store.commit(vec![
+                            put(&format!("race/{c}"), format!("{t}").as_bytes(), Some(0)),
+                            put(&format!("side/{c}/{t}"), b"w", None),
+                        ]);
+                        match race {
+                            Ok(()) => first_wins += 1,
+                            Err(StoreError::Conflict) => {}
+                            Err(other) => panic!("the database failed: {other:?}"),
+                        }
+                        // A shared counter, read-modify-write with retries.
+                        loop {
+                            let current = store.get("counter").expect("reads");
+                            let (n, version) = current.map_or((0, 0), |e| {
+                                let n: u64 = String::from_utf8(e.value)
+                                    .expect("text")
+                                    .parse()
+                                    .expect("a number");
+                                (n, e.version)
+                            });
+                            let next = format!("{}", n + 1);
+                            match store.commit(vec![put("counter", next.as_bytes(), Some(version))])
+                            {
+                                Ok(()) => break,
+                                Err(StoreError::Conflict) => continue,
+                                Err(other) => panic!("the database failed: {other:?}"),
+                            }
+                        }
+                        increments += 1;
+                    }
+                    (increments, first_wins)
+                })
+            })
+            .collect();
+        let outcomes: Vec<(usize, usize)> = workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker"))
+            .collect();
+        let increments: usize = outcomes.iter().map(|o| o.0).sum();
+        let wins: usize = outcomes.iter().map(|o| o.1).sum();
+        assert_eq!(increments, THREADS * COMMITS);
+        assert_eq!(wins, COMMITS, "each race has exactly one winner");
+        drop(store);
+
+        // Everything acknowledged is in the file once it is opened again.
+        let store = DbStore::open(&path).expect("reopens");
+        let all = |prefix: &str| {
+            let mut entries = Vec::new();
+            loop {
+                let after = entries.last().map(|e: &Entry| e.key.clone());
+                let page = store.scan(prefix, after.as_deref(), 500).expect("scans");
+                if page.is_empty() {
+                    return entries;
+                }
+                entries.extend(page);
+            }
+        };
+        let own = all("own/");
+        assert_eq!(own.len(), THREADS * COMMITS * 3);
+        let counter = store.get("counter").expect("reads").expect("present");
+        assert_eq!(counter.value, (THREADS * COMMITS).to_string().into_bytes());
+        for c in 0..COMMITS {
+            let winner = store
+                .get(&format!("race/{c}"))
+                .expect("reads")
+                .expect("one commit created it");
+            let winner = String::from_utf8(winner.value).expect("text");
+            let sides: Vec<String> = all(&format!("side/{c}/"))
+                .into_iter()
+                .map(|e| e.key)
+                .collect();
+            assert_eq!(
+                sides,
+                [format!("side/{c}/{winner}")],
+                "only the winner's side key"
+            );
+        }
+        // Every stored version is distinct, and the clock is past them all.
+        let mut versions: Vec<u64> = all("").into_iter().map(|e| e.version).collect();
+        let stored = versions.len();
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(versions.len(), stored, "a version was handed out twice");
+        store
+            .commit(vec![put("after-reopen", b"x", None)])
+            .expect("commits");
+        let newest = store.get("after-reopen").expect("reads").expect("present");
+        assert!(newest.version > *versions.last().expect("some versions"));
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+
+    /// Every key under `prefix`, a page of `page` at a time.
+    fn all(store: &DbStore, prefix: &str, page: u32) -> Vec<(String, Vec<u8>)> {
+        let mut entries: Vec<Entry> = Vec::new();
+        loop {
+            let after = entries.last().map(|e| e.key.clone());
+            let next = store.scan(prefix, after.as_deref(), page).expect("scans");
+            if next.is_empty() {
+                return entries.into_iter().map(|e| (e.key, e.value)).collect();
+            }
+            entries.extend(next);
+        }
+    }
+
+    #[test]
+    fn reads_merge_the_journal_with_the_file_and_deletions_hide_stored_keys() {
+        let (dir, path) = temp_db();
+        let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // A small deterministic generator: the same run every time.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..6 {
+            // Each round reopens the store: what the last one committed is then in the file
+            // (moved at the close), and this round's commits are in the journal's overlay.
+            let store = DbStore::open(&path).expect("opens");
+            assert_eq!(all(&store, "", 7), model.clone().into_iter().collect::<Vec<_>>());
+            for step in 0..300 {
+                let key = format!("{}/{:03}", ["a", "ab", "b"][next(3) as usize], next(60));
+                if next(3) == 0 {
+                    store
+                        .commit(vec![Write {
+                            key: key.clone(),
+                            change: Change::Delete,
+                            expect: None,
+                        }])
+                        .expect("commits");
+                    model.remove(&key);
+                } else {
+                    let value = format!("{round}-{step}").into_bytes();
+                    store.commit(vec![put(&key, &value, None)]).expect("commits");
+                    model.insert(key, value);
+                }
+                if step % 50 == 0 {
+                    for prefix in ["", "a", "a/", "ab/", "b/", "c/"] {
+                        let expected: Vec<(String, Vec<u8>)> = model
+                            .iter()
+                            .filter(|(k, _)| k.starts_with(prefix))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        assert_eq!(all(&store, prefix, 1 + next(9) as u32), expected, "{prefix}");
+                    }
+                    let probe = format!("a/{:03}", next(60));
+                    assert_eq!(
+                        store.get(&probe).expect("reads").map(|e| e.value),
+                        model.get(&probe).cloned()
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_crash_leaves_the_journal_which_is_replayed_up_to_its_last_whole_record() {
+        let (dir, path) = temp_db();
+        drop(DbStore::open(&path).expect("creates"));
+        let record = |key: &str, version: u64, value: Option<&[u8]>| {
+            encode(&Layer::from([(key.to_owned(), (version, value.map(<[u8]>::to_vec)))]))
+        };
+        let mut first = record("k", 7, Some(b"one"));
+        first.extend(record("gone", 8, Some(b"x")));
+        first.extend(record("gone", 0, None));
+        std::fs::write(journal_path(&path, 3), &first).expect("writes");
+        // The next journal ends with a record a crash cut off halfway.
+        let mut second = record("k", 9, Some(b"two"));
+        let torn = record("torn", 10, Some(b"never answered"));
+        second.extend(&torn[..torn.len() / 2]);
+        std::fs::write(journal_path(&path, 4), &second).expect("writes");
+
+        let store = DbStore::open(&path).expect("replays");
+        let k = store.get("k").expect("reads").expect("replayed");
+        assert_eq!((k.value.as_slice(), k.version), (&b"two"[..], 9));
+        assert_eq!(store.get("gone").expect("reads"), None);
+        assert_eq!(store.get("torn").expect("reads"), None);
+        assert!(journals(&path).expect("lists").iter().all(|(g, _)| *g > 4));
+        store.commit(vec![put("new", b"n", None)]).expect("commits");
+        let newest = store.get("new").expect("reads").expect("present").version;
+        assert!(newest > 9, "versions continue past the replayed ones");
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_full_overlay_moves_into_the_file_while_commits_go_on() {
+        let (dir, path) = temp_db();
+        let store = DbStore::open(&path).expect("opens");
+        let keys = CHECKPOINT_ENTRIES + 100;
+        for n in 0..keys {
+            store
+                .commit(vec![put(&format!("k/{n:06}"), b"v", Some(0))])
+                .expect("commits");
+        }
+        // The checkpoint runs beside the writer; wait for it to finish.
+        let started = std::time::Instant::now();
+        while journals(&path).expect("lists").len() > 1 {
+            assert!(started.elapsed() < Duration::from_secs(60), "a checkpoint ends");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(store.shared.overlay().active.len() < keys);
+        assert_eq!(all(&store, "k/", 1000).len(), keys);
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
