@@ -539,7 +539,9 @@ fn layer_range<'a>(
 ) -> Vec<(&'a str, &'a Slot)> {
     let mut found = Vec::new();
     let mut live = 0;
-    for (key, slot) in layer.range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded)) {
+    for (key, slot) in
+        layer.range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+    {
         if !key.starts_with(prefix) || live >= limit {
             break;
         }
@@ -595,10 +597,7 @@ impl Store for DbStore {
                     pending.insert(key.to_owned(), slot.clone());
                 }
             }
-            (
-                pending,
-                self.shared.db.begin_read().map_err(unavailable)?,
-            )
+            (pending, self.shared.db.begin_read().map_err(unavailable)?)
         };
         let table = tx.open_table(ENTRIES).map_err(unavailable)?;
         let mut pending = pending.into_iter().peekable();
@@ -609,7 +608,10 @@ impl Store for DbStore {
                 Some(Ok((key, _))) => Some(key.value().to_owned()),
                 Some(Err(_)) => {
                     return Err(unavailable(
-                        stored.next().and_then(Result::err).expect("an error was seen"),
+                        stored
+                            .next()
+                            .and_then(Result::err)
+                            .expect("an error was seen"),
                     ));
                 }
                 None => None,
@@ -902,7 +904,6 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
-
     /// Every key under `prefix`, a page of `page` at a time.
     fn all(store: &DbStore, prefix: &str, page: u32) -> Vec<(String, Vec<u8>)> {
         let mut entries: Vec<Entry> = Vec::new();
@@ -932,7 +933,10 @@ mod tests {
             // Each round reopens the store: what the last one committed is then in the file
             // (moved at the close), and this round's commits are in the journal's overlay.
             let store = DbStore::open(&path).expect("opens");
-            assert_eq!(all(&store, "", 7), model.clone().into_iter().collect::<Vec<_>>());
+            assert_eq!(
+                all(&store, "", 7),
+                model.clone().into_iter().collect::<Vec<_>>()
+            );
             for step in 0..300 {
                 let key = format!("{}/{:03}", ["a", "ab", "b"][next(3) as usize], next(60));
                 if next(3) == 0 {
@@ -946,7 +950,9 @@ mod tests {
                     model.remove(&key);
                 } else {
                     let value = format!("{round}-{step}").into_bytes();
-                    store.commit(vec![put(&key, &value, None)]).expect("commits");
+                    store
+                        .commit(vec![put(&key, &value, None)])
+                        .expect("commits");
                     model.insert(key, value);
                 }
                 if step % 50 == 0 {
@@ -956,7 +962,11 @@ mod tests {
                             .filter(|(k, _)| k.starts_with(prefix))
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect();
-                        assert_eq!(all(&store, prefix, 1 + next(9) as u32), expected, "{prefix}");
+                        assert_eq!(
+                            all(&store, prefix, 1 + next(9) as u32),
+                            expected,
+                            "{prefix}"
+                        );
                     }
                     let probe = format!("a/{:03}", next(60));
                     assert_eq!(
@@ -974,7 +984,10 @@ mod tests {
         let (dir, path) = temp_db();
         drop(DbStore::open(&path).expect("creates"));
         let record = |key: &str, version: u64, value: Option<&[u8]>| {
-            encode(&Layer::from([(key.to_owned(), (version, value.map(<[u8]>::to_vec)))]))
+            encode(&Layer::from([(
+                key.to_owned(),
+                (version, value.map(<[u8]>::to_vec)),
+            )]))
         };
         let mut first = record("k", 7, Some(b"one"));
         first.extend(record("gone", 8, Some(b"x")));
@@ -1012,7 +1025,10 @@ mod tests {
         // The checkpoint runs beside the writer; wait for it to finish.
         let started = std::time::Instant::now();
         while journals(&path).expect("lists").len() > 1 {
-            assert!(started.elapsed() < Duration::from_secs(60), "a checkpoint ends");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "a checkpoint ends"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(store.shared.overlay().active.len() < keys);

@@ -8,11 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::Semaphore;
 use vk_host::api::{self, App};
+use vk_host::database::DbStore;
 use vk_host::http::Outbound;
 use vk_host::plugin::{Limits, Plugin};
 use vk_host::server::{self, Bounds};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
-use vk_host::database::DbStore;
 use vk_host::storage::SharedStore;
 
 /// The plugin as the build leaves it (`make plugin`).

@@ -353,7 +353,11 @@ impl Plugin {
             ends_at: Instant::now() + self.limits.deadline,
             margin: self.limits.outbound_margin(),
         };
-        let reused = self.idle.lock().expect("the idle list is never poisoned").pop();
+        let reused = self
+            .idle
+            .lock()
+            .expect("the idle list is never poisoned")
+            .pop();
         let mut warm = match reused {
             Some(warm) => warm,
             None => self.instantiate().map_err(|error| Fault::of(&error))?,
