@@ -52,8 +52,10 @@ type Layer = BTreeMap<String, Slot>;
 struct Overlay {
     /// Written since the running (or last) checkpoint began.
     active: Layer,
-    /// Being moved into the file; emptied once the checkpoint is durable.
+    /// Being moved into the file; emptied by the writer once the checkpoint is durable.
     frozen: Arc<Layer>,
+    /// How many times `frozen` was emptied.
+    emptied: u64,
 }
 
 impl Overlay {
@@ -325,8 +327,12 @@ struct Writer {
     journal: Journal,
     /// The last version handed out.
     clock: u64,
-    /// The checkpoint in progress, if any.
-    checkpoint: Option<JoinHandle<()>>,
+    /// The checkpoint in progress, if any; it answers whether the file took the keys.
+    checkpoint: Option<JoinHandle<bool>>,
+    /// The file as of the last checkpoint the writer saw end: the writer reads versions of
+    /// keys that are in neither overlay layer from it. Beginning a read transaction may wait
+    /// for a checkpoint's commit to end, which the writer must never do per batch.
+    snapshot: redb::ReadTransaction,
 }
 
 impl Writer {
@@ -354,6 +360,7 @@ impl Writer {
             let meta = tx.open_table(META)?;
             meta.get("clock")?.map_or(0, |v| v.value())
         };
+        let snapshot = db.begin_read()?;
         Ok(Writer {
             shared: Arc::new(Shared {
                 db,
@@ -363,6 +370,7 @@ impl Writer {
             journal: Journal::create(path, next)?,
             clock,
             checkpoint: None,
+            snapshot,
         })
     }
 
@@ -395,11 +403,11 @@ impl Writer {
             self.checkpoint_when(|overlay| overlay.active.len() >= CHECKPOINT_ENTRIES);
         }
         if let Some(running) = self.checkpoint.take() {
-            running.join().ok();
+            self.ended(running);
         }
         self.checkpoint_when(|overlay| !overlay.active.is_empty());
         if let Some(last) = self.checkpoint.take() {
-            last.join().ok();
+            self.ended(last);
         }
     }
 
@@ -430,8 +438,7 @@ impl Writer {
         commits: &[&[Write]],
     ) -> Result<(Vec<Result<(), StoreError>>, Layer), StoreError> {
         let overlay = self.shared.overlay();
-        let tx = self.shared.db.begin_read().map_err(unavailable)?;
-        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let table = self.snapshot.open_table(ENTRIES).map_err(unavailable)?;
         let mut accepted = Layer::new();
         let mut answers = Vec::with_capacity(commits.len());
         for writes in commits {
@@ -473,6 +480,23 @@ impl Writer {
         Ok((answers, accepted))
     }
 
+    /// Takes note of a checkpoint that ended: if the file took its keys, readers find them
+    /// there from now on, and the writer reads the file as it is now.
+    fn ended(&mut self, checkpoint: JoinHandle<bool>) {
+        if !checkpoint.join().unwrap_or(false) {
+            return;
+        }
+        match self.shared.db.begin_read() {
+            Ok(snapshot) => {
+                self.snapshot = snapshot;
+                let mut overlay = self.shared.overlay_mut();
+                overlay.frozen = Arc::new(Layer::new());
+                overlay.emptied += 1;
+            }
+            Err(error) => eprintln!("vk-host: cannot read the database file: {error}"),
+        }
+    }
+
     /// Starts moving the overlay into the file if `due` says so and no checkpoint is
     /// running: the writer goes on in a new journal, and the older journals are deleted once
     /// the file has everything they hold. A checkpoint that failed leaves its keys in the
@@ -482,7 +506,7 @@ impl Writer {
             return;
         }
         if let Some(finished) = self.checkpoint.take() {
-            finished.join().ok();
+            self.ended(finished);
         }
         if !due(&self.shared.overlay()) {
             return;
@@ -513,18 +537,19 @@ impl Writer {
     }
 }
 
-/// Moves `frozen` into the file, then forgets it and deletes the journals up to `closed`.
-fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) {
+/// Moves `frozen` into the file, then deletes the journals up to `closed`; answers whether
+/// the file took the keys.
+fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) -> bool {
     if let Err(error) = apply(&shared.db, frozen) {
         eprintln!("vk-host: the journal stays until the database file takes it: {error}");
-        return;
+        return false;
     }
-    shared.overlay_mut().frozen = Arc::new(Layer::new());
     for (generation, path) in journals(&shared.path).unwrap_or_default() {
         if generation <= closed {
             std::fs::remove_file(path).ok();
         }
     }
+    true
 }
 
 /// The entries of `layer` from `start` on under `prefix` (not `after` itself), up to and
@@ -556,19 +581,16 @@ fn layer_range<'a>(
 
 impl Store for DbStore {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let tx = {
-            let overlay = self.shared.overlay();
-            if let Some((version, value)) = overlay.get(key) {
-                return Ok(value.as_ref().map(|value| Entry {
-                    key: key.to_owned(),
-                    value: value.clone(),
-                    version: *version,
-                }));
-            }
-            // Begun while the overlay is held: a checkpoint that empties it cannot come in
-            // between.
-            self.shared.db.begin_read().map_err(unavailable)?
-        };
+        if let Some((version, value)) = self.shared.overlay().get(key) {
+            return Ok(value.as_ref().map(|value| Entry {
+                key: key.to_owned(),
+                value: value.clone(),
+                version: *version,
+            }));
+        }
+        // Not in the overlay: the file holds the key's last state, unless a commit puts it
+        // in the overlay from now on, which this read then comes before.
+        let tx = self.shared.db.begin_read().map_err(unavailable)?;
         let table = tx.open_table(ENTRIES).map_err(unavailable)?;
         let found = table.get(key).map_err(unavailable)?;
         Ok(found.map(|row| {
@@ -589,15 +611,24 @@ impl Store for DbStore {
     ) -> Result<Vec<Entry>, StoreError> {
         let limit = limit as usize;
         let start = after.filter(|a| *a >= prefix).unwrap_or(prefix);
-        let (pending, tx) = {
+        // The file is read as of a moment when everything newer is in the overlay: begun
+        // before the overlay is looked at, and again if `frozen` was emptied in between. A
+        // read transaction is never begun while the overlay is held, since beginning one may
+        // wait for a checkpoint's commit.
+        let (pending, tx) = loop {
+            let emptied = self.shared.overlay().emptied;
+            let tx = self.shared.db.begin_read().map_err(unavailable)?;
             let overlay = self.shared.overlay();
+            if overlay.emptied != emptied {
+                continue;
+            }
             let mut pending: BTreeMap<String, Slot> = BTreeMap::new();
             for layer in [&*overlay.frozen, &overlay.active] {
                 for (key, slot) in layer_range(layer, prefix, start, after, limit) {
                     pending.insert(key.to_owned(), slot.clone());
                 }
             }
-            (pending, self.shared.db.begin_read().map_err(unavailable)?)
+            break (pending, tx);
         };
         let table = tx.open_table(ENTRIES).map_err(unavailable)?;
         let mut pending = pending.into_iter().peekable();
