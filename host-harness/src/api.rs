@@ -41,6 +41,9 @@ pub struct App {
     /// Instances kept for VK's callbacks, so slow operator calls (a send waiting for VK)
     /// never make VK wait for its `ok`. Both together are the pool's size.
     pub intake_slots: Arc<Semaphore>,
+    /// Requests go to the same crates linked into this host instead of the component
+    /// (`serve --native`): a reference for measurements, without the guest's isolation.
+    pub native: bool,
 }
 
 /// Why a call did not reach an answer of the guest (the plugin, or the Spin component
@@ -289,6 +292,9 @@ impl App {
                 .collect(),
             body: body.to_vec(),
         };
+        if self.native {
+            return self.natively(slots, request).await;
+        }
         let config = api::HostConfig {
             admin_token: self.admin_token.as_deref().map(str::to_owned),
             public_url: self.public_url.as_deref().map(str::to_owned),
@@ -307,7 +313,43 @@ impl App {
         }
     }
 
-    /// Runs a plugin export on a fresh instance with a permit from `slots`, off the async
+    /// Serves a request with vk-api and vk-core linked into this host, on the plugin's
+    /// store and outbound HTTP, with a permit from `slots`, off the async executor.
+    async fn natively(&self, slots: &Arc<Semaphore>, request: api::Request) -> Response {
+        let Ok(_permit) = slots.clone().acquire_owned().await else {
+            return from_api(CallError::ShuttingDown.into_response());
+        };
+        let app = self.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let (store, http) = (app.plugin.storage(), app.plugin.outbound());
+            let core =
+                vk_core::Core::new(store.as_ref(), http.as_ref(), &vk_core::ports::SystemClock);
+            let config = vk_api::Config {
+                admin_token: app.admin_token.as_deref(),
+                public_url: app.public_url.as_deref(),
+            };
+            vk_api::handle(
+                &core,
+                &config,
+                &vk_api::Request {
+                    method: &request.method,
+                    path: &request.path,
+                    query: request.query.as_deref(),
+                    headers: &request.headers,
+                    body: &request.body,
+                },
+            )
+        })
+        .await;
+        match answer {
+            Ok(answer) => from_api(answer),
+            Err(panic) => {
+                from_api(CallError::Fault(Fault::Trap(panic.to_string())).into_response())
+            }
+        }
+    }
+
+    /// Runs a plugin export on an instance with a permit from `slots`, off the async
     /// executor.
     async fn call_on<R: Send + 'static>(
         &self,

@@ -2,7 +2,9 @@
 //!
 //! For each store it starts `vk-host serve` (this same program) as a child process: first
 //! with the durable store (`--db` on a fresh file in a temporary folder), then with
-//! `--memory`, then (unless `--no-spin`) `vk-host serve-spin` on a fresh SQLite file, whose
+//! `--memory`, then with `--memory --native` (the same crates linked into the host, no
+//! component: the reference), then (unless `--no-spin`) `vk-host serve-spin` on a fresh
+//! SQLite file, whose
 //! access key, secret and confirmation string are Spin variables. Each child gets a VK
 //! stand-in of its own, served by this process on loopback (`users.get` answers names,
 //! `messages.send` an id), and an admin token. The community is connected through the API
@@ -78,6 +80,8 @@ const ERRORS_SHOWN: usize = 5;
 enum Store {
     Durable,
     Memory,
+    /// `serve --memory --native`: vk-api and vk-core linked into the host, no component.
+    Native,
     /// `serve-spin` with its SQLite file.
     Spin,
 }
@@ -87,6 +91,7 @@ impl Store {
         match self {
             Store::Durable => "durable (`--db`)",
             Store::Memory => "`--memory`",
+            Store::Native => "native core (`--memory --native`)",
             Store::Spin => "Spin app (`serve-spin`, SQLite file)",
         }
     }
@@ -246,7 +251,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         .build()?;
     let folder = std::env::temp_dir().join(format!("vk-host-load-{}", std::process::id()));
     let mut outcomes = Vec::new();
-    let mut stores = vec![Store::Durable, Store::Memory];
+    let mut stores = vec![Store::Durable, Store::Memory, Store::Native];
     if options.spin_manifest.is_some() {
         stores.push(Store::Spin);
     }
@@ -741,12 +746,13 @@ impl Host {
                 }
             }
             (Store::Spin, None) => bail!("no Spin manifest to measure"),
-            (Store::Durable | Store::Memory, _) => {
+            (Store::Durable | Store::Memory | Store::Native, _) => {
                 command
                     .args(["serve", "--admin-token", ADMIN, "--plugin"])
                     .arg(&options.plugin);
                 match store {
                     Store::Durable => command.arg("--db").arg(folder.join("load.db")),
+                    Store::Native => command.args(["--memory", "--native"]),
                     _ => command.arg("--memory"),
                 };
             }
@@ -827,20 +833,24 @@ fn print_report(options: &Options, outcomes: &[Outcome]) {
         header.push_str(&format!(" | {}", outcome.store.label()));
         rule.push_str("|---:");
     }
-    header.push_str(" | durable / memory");
-    rule.push_str("|---:");
+    header.push_str(" | durable / memory | component / native (both `--memory`)");
+    rule.push_str("|---:|---:");
     println!("{header} |\n{rule}|");
     let row = |label: &str, value: &dyn Fn(&Outcome) -> f64, digits: usize| {
         let mut line = format!("| {label}");
         for outcome in outcomes {
             line.push_str(&format!(" | {:.digits$}", value(outcome)));
         }
-        if let [durable, memory, ..] = outcomes {
-            let ratio = value(durable) / value(memory);
-            if ratio.is_finite() {
-                line.push_str(&format!(" | {ratio:.2}×"));
-            } else {
-                line.push_str(" | –");
+        if let [durable, memory, native, ..] = outcomes {
+            for ratio in [
+                value(durable) / value(memory),
+                value(memory) / value(native),
+            ] {
+                if ratio.is_finite() {
+                    line.push_str(&format!(" | {ratio:.2}×"));
+                } else {
+                    line.push_str(" | –");
+                }
             }
         }
         println!("{line} |");

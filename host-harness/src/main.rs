@@ -37,8 +37,8 @@ enum Command {
     Bench(Bench),
     /// Run a Spin application's HTTP components (spin.toml) without the Spin CLI.
     ServeSpin(ServeSpin),
-    /// Load `serve` (durable, `--memory`) and `serve-spin` over HTTP with `message_new`
-    /// callbacks (see docs/benchmarks.md).
+    /// Load `serve` (durable, `--memory`, native reference) and `serve-spin` over HTTP with
+    /// `message_new` callbacks (see docs/benchmarks.md).
     Load(Load),
 }
 
@@ -65,7 +65,7 @@ struct Load {
     /// The Spin app measured as a third column (`serve-spin` on a SQLite file).
     #[arg(long, default_value = "spin.toml")]
     spin_manifest: PathBuf,
-    /// Measure `serve` only (durable and `--memory`), not the Spin app.
+    /// Measure `serve` only (durable, `--memory` and native), not the Spin app.
     #[arg(long)]
     no_spin: bool,
 }
@@ -185,6 +185,11 @@ struct Serve {
     /// How often waiting messages are retried, in milliseconds.
     #[arg(long, default_value_t = 2_000)]
     flush_interval_ms: u64,
+    /// Serve requests with the plugin's crates linked into the host instead of the component:
+    /// a reference for `vk-host load`, without the guest's isolation (no deadline, memory cap
+    /// or fault containment). Not for production.
+    #[arg(long)]
+    native: bool,
 }
 
 /// Responses from VK larger than this are refused.
@@ -270,6 +275,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         public_url: public_url.clone().map(Arc::from),
         slots: Arc::new(Semaphore::new((limits.running() - intake) as usize)),
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
+        native: args.native,
     };
     let every = Duration::from_millis(args.flush_interval_ms);
     let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);

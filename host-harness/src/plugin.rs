@@ -419,6 +419,11 @@ impl Plugin {
     pub fn storage(&self) -> Arc<Namespace> {
         self.store.clone()
     }
+
+    /// The plugin's outbound HTTP, for the native reference of `serve --native`.
+    pub fn outbound(&self) -> Arc<Outbound> {
+        self.http.clone()
+    }
 }
 
 /// The engine every component of this host runs on: pooled instances sized by `limits`,
