@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 ARGS ?=
 
-.PHONY: run test setup browser-setup plugin faulty-plugin spin-plugin lint unit bench load
+.PHONY: run test setup browser-setup postgres-setup plugin faulty-plugin spin-plugin lint unit bench load
 
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -15,6 +15,11 @@ setup:
 browser-setup:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	cd tests/browser && npm ci --no-audit --no-fund
+
+# The scale-out tests' database: Debian's PostgreSQL server programs (the tests run their own
+# throwaway server; nothing is started here).
+postgres-setup:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends postgresql; }
 
 # The plugin component: target/wasm32-wasip2/release/vk_plugin.wasm
 plugin: setup
@@ -41,7 +46,7 @@ lint: setup
 
 # The host's tests resolve features like `make run` (vk-spin's native dependencies stay out),
 # so tests, `run` and `bench` share one build of wasmtime. vk-spin's own unit tests run apart.
-test: plugin faulty-plugin spin-plugin browser-setup lint
+test: plugin faulty-plugin spin-plugin browser-setup postgres-setup lint
 	$(CARGO) test --workspace --exclude vk-plugin --exclude vk-spin
 	$(CARGO) test -p vk-spin --lib
 

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod database;
 pub mod http;
 pub mod load;
+pub mod pg;
 pub mod plugin;
 pub mod server;
 pub mod spin;

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use vk_host::api::{self, App};
 use vk_host::database::DbStore;
 use vk_host::http::Outbound;
+use vk_host::pg::PgStore;
 use vk_host::plugin::{Limits, Plugin};
 use vk_host::server::{self, Bounds};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
@@ -134,9 +135,13 @@ struct Serve {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The embedded database file.
+    /// The embedded database file, or a PostgreSQL URL (postgres://user@host:port/dbname)
+    /// that several hosts share.
     #[arg(long, default_value = "./vk-crm.db")]
     db: PathBuf,
+    /// The most connections to PostgreSQL this host keeps open (with a postgres:// --db).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    db_connections: u32,
     /// Keep everything in memory instead (lost on exit).
     #[arg(long, conflicts_with = "db")]
     memory: bool,
@@ -224,6 +229,12 @@ fn main() {
     }
 }
 
+/// `--db` as a PostgreSQL URL, if it is one.
+fn postgres_url(db: &std::path::Path) -> Option<&str> {
+    db.to_str()
+        .filter(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"))
+}
+
 fn serve(args: Serve) -> anyhow::Result<()> {
     check_admin_token(args.admin_token.as_deref(), args.local_trial, args.listen)?;
     let public_url = args
@@ -233,6 +244,8 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         .transpose()?;
     let store: SharedStore = if args.memory {
         Arc::new(vk_core::memory::MemoryStore::new())
+    } else if let Some(url) = postgres_url(&args.db) {
+        Arc::new(PgStore::open(url, args.db_connections as usize)?)
     } else {
         Arc::new(DbStore::open(&args.db)?)
     };

@@ -1,0 +1,314 @@
+//! The PostgreSQL store: several hosts on one database (`serve --db postgres://…`).
+//!
+//! Every key is a row of `vk_entries (key bytea primary key, version bigint, value bytea)`;
+//! versions come from the sequence `vk_versions`, so no two commits ever get the same one
+//! (a sequence never hands a number out twice, even to a transaction that rolls back). Keys
+//! are bytes so that they sort bytewise whatever the database's collation, as the plugin's
+//! index keys need. Both are created on first start.
+//!
+//! A commit is one `SERIALIZABLE` transaction: it reads the versions of the keys its
+//! expectations name, gives up with `Conflict` if one differs, then writes its puts (one
+//! statement) and deletes (one statement) and commits. Two hosts deciding on the same keys
+//! at once cannot both win: PostgreSQL fails one with a serialization failure (or a unique
+//! violation for a key both create), which is `Conflict` here, and the plugin decides
+//! again. Reads run outside transactions and see committed state only. Anything else that
+//! fails (the database down, a connection lost) is `Unavailable`, which callers see as `503`;
+//! a broken connection is dropped, and the next call connects again.
+//!
+//! Group commit is PostgreSQL's own: concurrent commits share WAL flushes.
+
+use std::str::FromStr;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls, Statement};
+use vk_core::ports::{Change, Entry, Store, StoreError, Write};
+
+/// How long a call waits for a free connection of the pool, and for a new one to connect.
+const WAIT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS vk_entries (
+        key BYTEA PRIMARY KEY,
+        version BIGINT NOT NULL,
+        value BYTEA NOT NULL
+    );
+    CREATE SEQUENCE IF NOT EXISTS vk_versions;
+";
+
+/// A connection with its prepared statements.
+struct Connection {
+    client: Client,
+    get: Statement,
+    scan: Statement,
+    versions: Statement,
+    put: Statement,
+    delete: Statement,
+}
+
+impl Connection {
+    fn open(config: &postgres::Config) -> Result<Connection, postgres::Error> {
+        let mut client = config.connect(NoTls)?;
+        let get = client.prepare("SELECT version, value FROM vk_entries WHERE key = $1")?;
+        let scan = client.prepare(
+            "SELECT key, version, value FROM vk_entries \
+             WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) AND ($3::bytea IS NULL OR key > $3) \
+             ORDER BY key LIMIT $4",
+        )?;
+        let versions =
+            client.prepare("SELECT key, version FROM vk_entries WHERE key = ANY($1::bytea[])")?;
+        let put = client.prepare(
+            "INSERT INTO vk_entries (key, version, value) \
+             SELECT k, nextval('vk_versions'), v FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
+             ON CONFLICT (key) DO UPDATE SET version = EXCLUDED.version, value = EXCLUDED.value",
+        )?;
+        let delete = client.prepare("DELETE FROM vk_entries WHERE key = ANY($1::bytea[])")?;
+        Ok(Connection {
+            client,
+            get,
+            scan,
+            versions,
+            put,
+            delete,
+        })
+    }
+}
+
+/// The pool: idle connections and how many are open.
+struct Pool {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A PostgreSQL database shared by any number of hosts.
+pub struct PgStore {
+    config: postgres::Config,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    size: usize,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname`), creates the table
+    /// and the sequence if missing, and keeps at most `size` connections open.
+    pub fn open(url: &str, size: usize) -> anyhow::Result<PgStore> {
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("--db is not a PostgreSQL URL: {e}"))?;
+        config.connect_timeout(WAIT).application_name("vk-host");
+        let mut first = config
+            .connect(NoTls)
+            .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+        first
+            .batch_execute(SCHEMA)
+            .map_err(|e| anyhow::anyhow!("cannot create the table in PostgreSQL: {e}"))?;
+        drop(first);
+        Ok(PgStore {
+            config,
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+            size: size.max(1),
+        })
+    }
+
+    /// Runs `work` on a pooled connection. A connection whose work failed other than by a
+    /// refusal of the database (the connection is lost) is closed rather than given back.
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.take()?;
+        let outcome = work(&mut connection);
+        let healthy = match &outcome {
+            Ok(_) => true,
+            Err(error) => error.code().is_some() && !connection.client.is_closed(),
+        };
+        self.give_back(healthy.then_some(connection));
+        outcome.map_err(refusal)
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut pool, _) = self
+            .freed
+            .wait_timeout_while(pool, WAIT, |pool| {
+                pool.idle.is_empty() && pool.open >= self.size
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(connection) = pool.idle.pop() {
+            return Ok(connection);
+        }
+        if pool.open >= self.size {
+            return Err(StoreError::Unavailable(format!(
+                "all {} database connections stayed busy for {} s",
+                self.size,
+                WAIT.as_secs()
+            )));
+        }
+        pool.open += 1;
+        drop(pool);
+        Connection::open(&self.config).map_err(|error| {
+            self.give_back(None);
+            unreachable_database(&error)
+        })
+    }
+
+    /// Returns a connection to the pool, or (`None`) frees its place.
+    fn give_back(&self, connection: Option<Connection>) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        match connection {
+            Some(connection) => pool.idle.push(connection),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.freed.notify_one();
+    }
+}
+
+/// Why the database refused or failed: the refusals two hosts' racing commits produce are
+/// `Conflict`, everything else `Unavailable`.
+fn refusal(error: postgres::Error) -> StoreError {
+    match error.code() {
+        Some(code)
+            if *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::UNIQUE_VIOLATION =>
+        {
+            StoreError::Conflict
+        }
+        Some(_) => StoreError::Unavailable(format!("PostgreSQL refused: {error}")),
+        None => unreachable_database(&error),
+    }
+}
+
+fn unreachable_database(error: &postgres::Error) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL is unreachable: {error}"))
+}
+
+/// The least key above every key that starts with `prefix` (`None`: there is none).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A stored version (the sequence starts at 1 and only grows).
+fn version(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or_default()
+}
+
+impl Store for PgStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        self.with(|c| {
+            let row = c.client.query_opt(&c.get, &[&key.as_bytes()])?;
+            Ok(row.map(|row| Entry {
+                key: key.to_owned(),
+                version: version(row.get(0)),
+                value: row.get(1),
+            }))
+        })
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let end = successor(prefix.as_bytes());
+        let after = after.map(str::as_bytes);
+        let limit = i64::from(limit);
+        let rows = self.with(|c| {
+            c.client
+                .query(&c.scan, &[&prefix.as_bytes(), &end, &after, &limit])
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get(0);
+                Ok(Entry {
+                    key: String::from_utf8(key).map_err(|_| {
+                        StoreError::Unavailable("a stored key is not UTF-8".to_owned())
+                    })?,
+                    version: version(row.get(1)),
+                    value: row.get(2),
+                })
+            })
+            .collect()
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let expected: Vec<(&[u8], u64)> = writes
+            .iter()
+            .filter_map(|w| Some((w.key.as_bytes(), w.expect?)))
+            .collect();
+        let mut put_keys: Vec<&[u8]> = Vec::new();
+        let mut put_values: Vec<&[u8]> = Vec::new();
+        let mut deletes: Vec<&[u8]> = Vec::new();
+        for write in &writes {
+            match &write.change {
+                Change::Put(value) => {
+                    put_keys.push(write.key.as_bytes());
+                    put_values.push(value);
+                }
+                Change::Delete => deletes.push(write.key.as_bytes()),
+                Change::Check => {}
+            }
+        }
+        let mut stale = false;
+        self.with(|c| {
+            let mut tx = c
+                .client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()?;
+            if !expected.is_empty() {
+                let keys: Vec<&[u8]> = expected.iter().map(|(key, _)| *key).collect();
+                let rows = tx.query(&c.versions, &[&keys])?;
+                let current = |key: &[u8]| {
+                    rows.iter()
+                        .find(|row| row.get::<_, &[u8]>(0) == key)
+                        .map_or(0, |row| version(row.get(1)))
+                };
+                if expected
+                    .iter()
+                    .any(|(key, version)| current(key) != *version)
+                {
+                    stale = true;
+                    return tx.rollback();
+                }
+            }
+            if !put_keys.is_empty() {
+                tx.execute(&c.put, &[&put_keys, &put_values])?;
+            }
+            if !deletes.is_empty() {
+                tx.execute(&c.delete, &[&deletes])?;
+            }
+            tx.commit()
+        })?;
+        if stale {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_ends_before_its_successor() {
+        assert_eq!(successor(b"index/open/"), Some(b"index/open0".to_vec()));
+        assert_eq!(successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(successor(b"\xff\xff"), None);
+        assert_eq!(successor(b""), None);
+    }
+}
