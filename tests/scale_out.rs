@@ -193,6 +193,25 @@ impl Pair {
     }
 }
 
+/// Runs the outbox on both hosts at the same moment, as their timers may.
+fn flush_both(pair: &Pair) {
+    let flushes: Vec<_> = [pair.world.host.base.clone(), pair.other.base.clone()]
+        .into_iter()
+        .map(|base| {
+            std::thread::spawn(move || {
+                ureq::post(format!("{base}/api/outbox/flush"))
+                    .header("authorization", format!("Bearer {ADMIN}"))
+                    .send_empty()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    for flush in flushes {
+        assert_eq!(flush.join().expect("a flush"), 200);
+    }
+}
+
 #[test]
 fn parallel_first_messages_of_one_person_through_two_hosts_make_one_lead_and_one_dialog() {
     let pair = Pair::new(1);
@@ -270,7 +289,15 @@ fn two_employees_claiming_one_dialog_through_two_hosts_get_one_winner() {
     let loser = &answers[1 - winners[0]];
     assert_eq!(loser.0, 409, "{loser:?}");
     assert_eq!(loser.1["error"]["code"], "already-claimed", "{loser:?}");
-    let dialog = pair.world.dialog_of(555_002);
+    // Read by the loser, through the other host: the winner is responsible.
+    let loser_token = pair.world.staff[1 - winners[0]].token.clone();
+    let (code, dialog) = pair.host(winners[0]).call(
+        "GET",
+        &format!("/api/dialogs/{id}"),
+        Some(&loser_token),
+        None,
+    );
+    assert_eq!(code, 200, "{dialog}");
     assert_eq!(
         dialog["responsible"],
         pair.world.staff[winners[0]].id.as_str()
@@ -319,21 +346,7 @@ fn messages_sent_while_vk_fails_are_delivered_once_with_both_hosts_flushing() {
     }
     // Both hosts flush at once until everything is sent.
     let delivered = eventually(Duration::from_secs(60), || {
-        let flushes: Vec<_> = [pair.world.host.base.clone(), pair.other.base.clone()]
-            .into_iter()
-            .map(|base| {
-                std::thread::spawn(move || {
-                    ureq::post(format!("{base}/api/outbox/flush"))
-                        .header("authorization", format!("Bearer {ADMIN}"))
-                        .send_empty()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
-                })
-            })
-            .collect();
-        for flush in flushes {
-            assert_eq!(flush.join().expect("a flush"), 200);
-        }
+        flush_both(&pair);
         pair.world
             .messages(0, &id)
             .iter()
@@ -490,4 +503,30 @@ fn a_host_killed_mid_load_leaves_the_other_serving_and_nothing_acknowledged_lost
         .collect();
     assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
     assert_eq!(counts.len(), total);
+}
+
+#[test]
+fn a_name_vk_could_not_give_is_asked_for_once_with_both_hosts_flushing() {
+    let pair = Pair::new(1);
+    pair.world
+        .vk
+        .fail_next("users.get", Failure::Vk(10, "Internal server error"));
+    assert_eq!(
+        pair.world
+            .host
+            .callback(&message_new("name-1", 555_005, 1, "hi")),
+        (200, "ok".to_owned())
+    );
+    assert_eq!(pair.world.dialog_of(555_005)["name"], "VK user 555005");
+    // VK answers slowly now, so that both hosts' flushes are under way at once.
+    pair.world
+        .vk
+        .fail_next("users.get", Failure::Late(Duration::from_millis(500)));
+    flush_both(&pair);
+    assert_eq!(pair.world.dialog_of(555_005)["name"], "Ivan555005 Petrov");
+    assert_eq!(
+        pair.world.vk.calls("users.get").len(),
+        2,
+        "once at intake, once by one of the flushes"
+    );
 }

@@ -368,18 +368,65 @@ impl Core<'_> {
             .map(|(_, first, last)| (first, last))
     }
 
+    /// Takes the lease on asking VK for names ([`keys::NAMES_LEASE`]) unless a flush
+    /// elsewhere (another host sharing the store) holds it; returns when it runs out, if taken.
+    fn lease_names(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let now = self.clock.now();
+        let until =
+            now + chrono::Duration::milliseconds(i64::from(crate::delivery::SEND_TIMEOUT_MS) * 2);
+        transact(self.store, |tx| {
+            let held: Option<DateTime<Utc>> = tx.get(keys::NAMES_LEASE)?;
+            if held.is_some_and(|held| held > now) {
+                return Ok(None);
+            }
+            tx.put(keys::NAMES_LEASE, &until);
+            Ok(Some(until))
+        })
+    }
+
+    /// Gives back the lease taken with [`Core::lease_names`], unless it ran out and another
+    /// flush holds it now.
+    fn release_names(&self, lease: DateTime<Utc>) -> Result<(), Error> {
+        transact(self.store, |tx| {
+            if tx.get::<DateTime<Utc>>(keys::NAMES_LEASE)? == Some(lease) {
+                tx.delete(keys::NAMES_LEASE);
+            }
+            Ok(())
+        })
+    }
+
     /// Fills in the names VK could not give at intake. Returns how many it filled. Part of
     /// every `flush`; a shell without an outbox timer (Spin) runs it after answering VK.
+    ///
+    /// One flush at a time asks VK, on whichever host: it holds the lease meanwhile. The
+    /// lease outlives one `users.get` call, and each lead's outcome is a transaction of its
+    /// own, so a flush that dies half-way only delays the names until the lease runs out.
     pub fn fill_pending_names(&self) -> Result<u32, Error> {
         // Without a key VK cannot be asked: nothing to look at.
         let settings = self.current_settings()?;
         let Some(token) = settings.access_token.as_deref() else {
             return Ok(0);
         };
-        let pending = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)?;
-        if pending.is_empty() {
+        if count(self.store, keys::NAMES_PENDING, 1)? == 0 {
             return Ok(0);
         }
+        let Some(lease) = self.lease_names()? else {
+            return Ok(0);
+        };
+        // Listed under the lease: what a flush before this one filled is not asked again.
+        let filled = scan::<LeadId>(self.store, keys::NAMES_PENDING, None, NAMES_PER_FLUSH)
+            .and_then(|pending| self.fill_names(pending, token, &settings.api_version));
+        self.release_names(lease)?;
+        filled
+    }
+
+    /// Asks VK for the names of the `pending` leads' people and stores them.
+    fn fill_names(
+        &self,
+        pending: Vec<(String, LeadId)>,
+        token: &str,
+        api_version: &str,
+    ) -> Result<u32, Error> {
         let mut leads = Vec::new();
         for (_, id) in pending {
             if let Some(lead) = read::<Lead>(self.store, &keys::lead(id))? {
@@ -390,7 +437,7 @@ impl Core<'_> {
         let api = Api {
             http: self.http,
             token,
-            version: &settings.api_version,
+            version: api_version,
         };
         let Ok(names) = api.user_names(&peers, crate::delivery::SEND_TIMEOUT_MS) else {
             return Ok(0);

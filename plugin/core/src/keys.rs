@@ -85,6 +85,7 @@ pub fn is_bookkeeping(key: &str) -> bool {
         SESSIONS,
         EMPLOYEE_SESSIONS,
         SIGN_INS,
+        NAMES_LEASE,
     ]
     .iter()
     .any(|prefix| key.starts_with(prefix))
@@ -151,6 +152,10 @@ pub fn lead(id: LeadId) -> String {
 }
 
 pub const NAMES_PENDING: &str = "index/name-pending/";
+
+/// Until when one caller of the outbox flush (on any host) is asking VK for the pending
+/// names; others leave them to it meanwhile.
+pub const NAMES_LEASE: &str = "lease/names";
 
 /// A lead whose person's name VK has not told us yet.
 pub fn name_pending(lead: LeadId) -> String {
