@@ -59,6 +59,9 @@ pub struct Options {
     pub connections: usize,
     /// Known people the callbacks come from.
     pub people: usize,
+    /// A PostgreSQL server (`postgres://user@host:port/dbname`) to measure `serve --db
+    /// postgres://…` on, with one host and with two sharing it, if any.
+    pub postgres: Option<String>,
 }
 
 const SECRET: &str = "load-secret-7f3a91c2e4-Zx81kP0q";
@@ -84,6 +87,8 @@ enum Store {
     Native,
     /// `serve-spin` with its SQLite file.
     Spin,
+    /// `serve --db postgres://…`, this many hosts on one fresh database.
+    Postgres(usize),
 }
 
 impl Store {
@@ -93,6 +98,8 @@ impl Store {
             Store::Memory => "`--memory`",
             Store::Native => "native core (`--memory --native`)",
             Store::Spin => "Spin app (`serve-spin`, SQLite file)",
+            Store::Postgres(1) => "PostgreSQL, 1 host",
+            Store::Postgres(_) => "PostgreSQL, 2 hosts",
         }
     }
 }
@@ -115,12 +122,17 @@ struct Phase {
 }
 
 impl Phase {
-    /// Runs a phase and notes the CPU time the host (process `pid`) and this process spent.
-    async fn timed(pid: u32, phase: impl Future<Output = Phase>) -> Phase {
-        let host = format!("/proc/{pid}/stat");
-        let (host_before, load_before) = (cpu_seconds(&host), cpu_seconds("/proc/self/stat"));
+    /// Runs a phase and notes the CPU time the hosts (processes `pids`) and this process
+    /// spent.
+    async fn timed(pids: &[u32], phase: impl Future<Output = Phase>) -> Phase {
+        let hosts = || -> f64 {
+            pids.iter()
+                .map(|pid| cpu_seconds(&format!("/proc/{pid}/stat")))
+                .sum()
+        };
+        let (host_before, load_before) = (hosts(), cpu_seconds("/proc/self/stat"));
         let mut phase = phase.await;
-        phase.host_cpu = cpu_seconds(&host) - host_before;
+        phase.host_cpu = hosts() - host_before;
         phase.load_cpu = cpu_seconds("/proc/self/stat") - load_before;
         phase
     }
@@ -255,24 +267,37 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if options.spin_manifest.is_some() {
         stores.push(Store::Spin);
     }
+    if options.postgres.is_some() {
+        stores.extend([Store::Postgres(1), Store::Postgres(2)]);
+    }
     for store in stores {
         eprintln!("vk-host load: {} ...", store.label());
         let vk_calls = Arc::new(VkCalls::default());
         let (vk_base, stand_in) = runtime.block_on(stand_in(vk_calls.clone()))?;
-        let host = Host::start(&exe, options, store, &vk_base, &folder);
-        let outcome = host.and_then(|host| {
-            let (open, saturation) =
-                runtime.block_on(drive(host.address, host.child.id(), options, store))?;
+        let database = match (store, &options.postgres) {
+            (Store::Postgres(_), Some(server)) => Some(Database::create(server)?),
+            _ => None,
+        };
+        let hosts: anyhow::Result<Vec<Host>> = (0..store.hosts())
+            .map(|_| Host::start(&exe, options, store, &vk_base, &folder, database.as_ref()))
+            .collect();
+        let outcome = hosts.and_then(|hosts| {
+            let addresses: Vec<SocketAddr> = hosts.iter().map(|h| h.address).collect();
+            let pids: Vec<u32> = hosts.iter().map(|h| h.child.id()).collect();
+            let (open, saturation) = runtime.block_on(drive(&addresses, &pids, options, store))?;
             Ok(Outcome {
                 store,
                 open,
                 saturation,
-                peak_rss_kib: host.peak_rss_kib(),
+                peak_rss_kib: hosts.iter().map(Host::peak_rss_kib).sum(),
                 vk_calls,
             })
         });
         stand_in.abort();
         std::fs::remove_dir_all(&folder).ok();
+        if let Some(database) = database {
+            database.drop_it()?;
+        }
         outcomes.push(outcome?);
     }
     print_report(options, &outcomes);
@@ -285,14 +310,16 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 }
 
 /// Connects the community, creates the people, then runs the open-loop and the saturation
-/// phase against the host at `address`.
+/// phase against the hosts at `addresses` (processes `pids`), their connections spread over
+/// them in turn.
 async fn drive(
-    address: SocketAddr,
-    pid: u32,
+    addresses: &[SocketAddr],
+    pids: &[u32],
     options: &Options,
     store: Store,
 ) -> anyhow::Result<(Phase, Phase)> {
-    let mut admin = Client::new(address);
+    let addresses: Arc<[SocketAddr]> = addresses.into();
+    let mut admin = Client::new(addresses[0]);
     // On Spin the access key, secret and confirmation string are variables already.
     if !matches!(store, Store::Spin) {
         let settings = json!({
@@ -326,7 +353,7 @@ async fn drive(
     });
     // Every person's first message: a lead and a dialog each, untimed.
     let created = fixed_count(
-        address,
+        addresses.clone(),
         options.connections,
         options.people,
         callbacks.clone(),
@@ -339,8 +366,12 @@ async fn drive(
         created.errors,
         created.examples
     );
-    let open = Phase::timed(pid, open_loop(address, options, callbacks.clone())).await;
-    let saturation = Phase::timed(pid, closed_loop(address, options, callbacks)).await;
+    let open = Phase::timed(
+        pids,
+        open_loop(addresses.clone(), options, callbacks.clone()),
+    )
+    .await;
+    let saturation = Phase::timed(pids, closed_loop(addresses, options, callbacks)).await;
     Ok((open, saturation))
 }
 
@@ -381,7 +412,7 @@ fn message_new(n: u64, people: u64) -> Vec<u8> {
 /// Sends `count` callbacks over `connections` connections, each as soon as one is free
 /// (on fresh `callbacks`, person `i` writes callback `i`).
 async fn fixed_count(
-    address: SocketAddr,
+    addresses: Arc<[SocketAddr]>,
     connections: usize,
     count: usize,
     callbacks: Arc<Callbacks>,
@@ -389,7 +420,7 @@ async fn fixed_count(
     let started = Instant::now();
     let schedule = move |i: usize| (i < count).then(Instant::now);
     send_on(
-        address,
+        addresses,
         connections.min(count),
         callbacks,
         started,
@@ -399,32 +430,41 @@ async fn fixed_count(
 }
 
 /// The open-loop phase: callback `i` is due at `start + i / rate`.
-async fn open_loop(address: SocketAddr, options: &Options, callbacks: Arc<Callbacks>) -> Phase {
+async fn open_loop(
+    addresses: Arc<[SocketAddr]>,
+    options: &Options,
+    callbacks: Arc<Callbacks>,
+) -> Phase {
     let total = (options.rate * options.seconds).round() as usize;
     let rate = options.rate;
     let started = Instant::now() + Duration::from_millis(20);
     let schedule =
         move |i: usize| (i < total).then(|| started + Duration::from_secs_f64(i as f64 / rate));
-    send_on(address, OPEN_CONNECTIONS, callbacks, started, schedule).await
+    send_on(addresses, OPEN_CONNECTIONS, callbacks, started, schedule).await
 }
 
 /// The saturation phase: `--connections` connections, each sending its next callback when
 /// the previous one is answered, until `--seconds` pass.
-async fn closed_loop(address: SocketAddr, options: &Options, callbacks: Arc<Callbacks>) -> Phase {
+async fn closed_loop(
+    addresses: Arc<[SocketAddr]>,
+    options: &Options,
+    callbacks: Arc<Callbacks>,
+) -> Phase {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(options.seconds);
     let schedule = move |_: usize| {
         let now = Instant::now();
         (now < deadline).then_some(now)
     };
-    send_on(address, options.connections, callbacks, started, schedule).await
+    send_on(addresses, options.connections, callbacks, started, schedule).await
 }
 
-/// Sends callbacks over `connections` connections: each connection claims the next number
-/// `i` and sends its callback when `schedule(i)` says it is due (latency counts from then),
-/// until `schedule` says there is none.
+/// Sends callbacks over `connections` connections (connection `c` to host `c` modulo their
+/// number): each connection claims the next number `i` and sends its callback when
+/// `schedule(i)` says it is due (latency counts from then), until `schedule` says there is
+/// none.
 async fn send_on(
-    address: SocketAddr,
+    addresses: Arc<[SocketAddr]>,
     connections: usize,
     callbacks: Arc<Callbacks>,
     started: Instant,
@@ -432,9 +472,10 @@ async fn send_on(
 ) -> Phase {
     let claimed = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..connections)
-        .map(|_| {
+        .map(|c| {
             let (claimed, callbacks, schedule) =
                 (claimed.clone(), callbacks.clone(), schedule.clone());
+            let address = addresses[c % addresses.len()];
             tokio::spawn(async move {
                 let mut client = Client::new(address);
                 let mut worker = Worker::new();
@@ -723,6 +764,7 @@ impl Host {
         store: Store,
         vk_base: &str,
         folder: &Path,
+        database: Option<&Database>,
     ) -> anyhow::Result<Host> {
         let mut command = Command::new(exe);
         std::fs::create_dir_all(folder)
@@ -746,13 +788,15 @@ impl Host {
                 }
             }
             (Store::Spin, None) => bail!("no Spin manifest to measure"),
-            (Store::Durable | Store::Memory | Store::Native, _) => {
+            (Store::Durable | Store::Memory | Store::Native | Store::Postgres(_), _) => {
                 command
                     .args(["serve", "--admin-token", ADMIN, "--plugin"])
                     .arg(&options.plugin);
-                match store {
-                    Store::Durable => command.arg("--db").arg(folder.join("load.db")),
-                    Store::Native => command.args(["--memory", "--native"]),
+                match (store, database) {
+                    (Store::Durable, _) => command.arg("--db").arg(folder.join("load.db")),
+                    (Store::Native, _) => command.args(["--memory", "--native"]),
+                    (Store::Postgres(_), Some(database)) => command.args(["--db", &database.url]),
+                    (Store::Postgres(_), None) => bail!("no PostgreSQL database to measure"),
                     _ => command.arg("--memory"),
                 };
             }
@@ -811,6 +855,69 @@ impl Host {
             .find_map(|line| line.strip_prefix("VmHWM:"))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
     }
+}
+
+impl Store {
+    /// How many hosts serve the store at once.
+    fn hosts(self) -> usize {
+        match self {
+            Store::Postgres(hosts) => hosts,
+            _ => 1,
+        }
+    }
+}
+
+/// A database of its own on the PostgreSQL server of `--postgres`, dropped after the run.
+struct Database {
+    /// The server's URL as given.
+    server: String,
+    name: String,
+    /// The URL of this database.
+    url: String,
+}
+
+impl Database {
+    fn create(server: &str) -> anyhow::Result<Database> {
+        static CREATED: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "vk_load_{}_{}",
+            std::process::id(),
+            CREATED.fetch_add(1, Ordering::Relaxed)
+        );
+        let url = with_database(server, &name)?;
+        let mut client = postgres::Client::connect(server, postgres::NoTls)
+            .context("cannot connect to the --postgres server")?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .context("cannot create a database for the run (it needs CREATEDB)")?;
+        Ok(Database {
+            server: server.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    fn drop_it(self) -> anyhow::Result<()> {
+        let mut client = postgres::Client::connect(&self.server, postgres::NoTls)?;
+        client.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))?;
+        Ok(())
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let authority = url
+        .find("://")
+        .map(|at| at + 3)
+        .context("--postgres is not a URL (postgres://user@host:port/dbname)")?;
+    let path = url[authority..].find('/').map(|at| authority + at);
+    let query = url[authority..].find('?').map(|at| authority + at);
+    let head = &url[..path.or(query).unwrap_or(url.len())];
+    let tail = query.map_or("", |at| &url[at..]);
+    Ok(format!("{head}/{name}{tail}"))
 }
 
 impl Drop for Host {
@@ -912,5 +1019,26 @@ fn print_report(options: &Options, outcomes: &[Outcome]) {
                 println!("{} {name}: {example}", outcome.store.label());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_database_replaces_only_the_database_name_of_the_url() {
+        let cases = [
+            ("postgres://u@h:5432/app", "postgres://u@h:5432/vk_load_1"),
+            ("postgres://u@h:5432", "postgres://u@h:5432/vk_load_1"),
+            (
+                "postgresql://u:p@h/app?sslmode=disable",
+                "postgresql://u:p@h/vk_load_1?sslmode=disable",
+            ),
+        ];
+        for (server, run) in cases {
+            assert_eq!(with_database(server, "vk_load_1").expect("a URL"), run);
+        }
+        assert!(with_database("not a url", "x").is_err());
     }
 }

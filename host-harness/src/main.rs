@@ -69,6 +69,11 @@ struct Load {
     /// Measure `serve` only (durable, `--memory` and native), not the Spin app.
     #[arg(long)]
     no_spin: bool,
+    /// Also measure `serve --db postgres://…` with one host and with two, each on a fresh
+    /// database created on this PostgreSQL server (postgres://user@host:port/dbname; the
+    /// user needs CREATEDB) and dropped afterwards.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 #[derive(Args)]
@@ -221,6 +226,7 @@ fn main() {
             seconds: args.seconds,
             connections: args.connections,
             people: args.people,
+            postgres: args.postgres,
         }),
     };
     if let Err(error) = outcome {
