@@ -14,7 +14,7 @@ use vk_host::pg::PgStore;
 use vk_host::plugin::{Limits, Plugin};
 use vk_host::server::{self, Bounds};
 use vk_host::spin::{self, Database, SpinApp, SpinOptions};
-use vk_host::storage::SharedStore;
+use vk_host::storage::{self, SharedStore};
 
 /// The plugin as the build leaves it (`make plugin`).
 const DEFAULT_PLUGIN: &str = concat!(
@@ -251,7 +251,12 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let store: SharedStore = if args.memory {
         Arc::new(vk_core::memory::MemoryStore::new())
     } else if let Some(url) = postgres_url(&args.db) {
-        Arc::new(PgStore::open(url, args.db_connections as usize)?)
+        let stamps = vk_core::STAMPS.map(|key| format!("{}{key}", storage::PLUGIN));
+        Arc::new(PgStore::open(
+            url,
+            args.db_connections as usize,
+            stamps.to_vec(),
+        )?)
     } else {
         Arc::new(DbStore::open(&args.db)?)
     };

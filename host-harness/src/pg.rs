@@ -6,23 +6,28 @@
 //! are bytes so that they sort bytewise whatever the database's collation, as the plugin's
 //! index keys need. Both are created on first start.
 //!
-//! A commit is one `SERIALIZABLE` transaction: it reads the versions of the keys its
-//! expectations name, gives up with `Conflict` if one differs, then writes its puts (one
-//! statement) and deletes (one statement) and commits. Two hosts deciding on the same keys
-//! at once cannot both win: PostgreSQL fails one with a serialization failure (or a unique
-//! violation for a key both create), which is `Conflict` here, and the plugin decides
-//! again. Reads run outside transactions and see committed state only. Anything else that
-//! fails (the database down, a connection lost) is `Unavailable`, which callers see as `503`;
-//! a broken connection is dropped, and the next call connects again.
+//! A commit is one transaction (`READ COMMITTED`) that first takes a transaction-scoped
+//! advisory lock on every key it names, in one order shared by every host (exclusive for a
+//! key it writes or deletes, shared for a key it only checks), so two commits on a common
+//! key run one after the other and never deadlock, while commits on different keys (other
+//! dialogs) run side by side. Under the locks it reads the versions its expectations name
+//! and gives up with `Conflict` if one differs; otherwise it writes its puts (one statement)
+//! and deletes (one statement) and commits. The plugin's stamps (`vk_core::keys::STAMPS`,
+//! written by every commit without being read) are written right after the commit, outside
+//! the locks: in it they would make every commit wait for the one before.
 //!
-//! Group commit is PostgreSQL's own: concurrent commits share WAL flushes.
+//! Reads run outside transactions and see committed state only. Anything that fails (the
+//! database down, a connection lost) is `Unavailable`, which callers see as `503`; a broken
+//! connection is dropped, and the next call connects again. Group commit is PostgreSQL's
+//! own: concurrent commits share WAL flushes.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Statement};
+use postgres::{Client, NoTls, Statement};
 use vk_core::ports::{Change, Entry, Store, StoreError, Write};
 
 /// How long a call waits for a free connection of the pool, and for a new one to connect.
@@ -43,6 +48,7 @@ struct Connection {
     get: Statement,
     scan: Statement,
     versions: Statement,
+    lock: Statement,
     put: Statement,
     delete: Statement,
 }
@@ -58,6 +64,13 @@ impl Connection {
         )?;
         let versions =
             client.prepare("SELECT key, version FROM vk_entries WHERE key = ANY($1::bytea[])")?;
+        // The subquery fixes the order the locks are taken in.
+        let lock = client.prepare(
+            "SELECT count(CASE WHEN exclusive THEN pg_advisory_xact_lock(id) \
+                               ELSE pg_advisory_xact_lock_shared(id) END) \
+             FROM (SELECT id, exclusive FROM UNNEST($1::bigint[], $2::bool[]) AS t (id, exclusive) \
+                   ORDER BY id) AS ordered",
+        )?;
         let put = client.prepare(
             "INSERT INTO vk_entries (key, version, value) \
              SELECT k, nextval('vk_versions'), v FROM UNNEST($1::bytea[], $2::bytea[]) AS t (k, v) \
@@ -69,6 +82,7 @@ impl Connection {
             get,
             scan,
             versions,
+            lock,
             put,
             delete,
         })
@@ -84,6 +98,8 @@ struct Pool {
 /// A PostgreSQL database shared by any number of hosts.
 pub struct PgStore {
     config: postgres::Config,
+    /// The keys written after the commit they come with (see the module's text).
+    stamps: Vec<String>,
     pool: Mutex<Pool>,
     freed: Condvar,
     size: usize,
@@ -91,8 +107,10 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname`), creates the table
-    /// and the sequence if missing, and keeps at most `size` connections open.
-    pub fn open(url: &str, size: usize) -> anyhow::Result<PgStore> {
+    /// and the sequence if missing, and keeps at most `size` connections open. `stamps` are
+    /// keys (as this store sees them) that commits write blindly and only the last value of
+    /// counts: they are written just after the commit that carries them.
+    pub fn open(url: &str, size: usize, stamps: Vec<String>) -> anyhow::Result<PgStore> {
         let mut config = postgres::Config::from_str(url)
             .map_err(|e| anyhow::anyhow!("--db is not a PostgreSQL URL: {e}"))?;
         config.connect_timeout(WAIT).application_name("vk-host");
@@ -105,6 +123,7 @@ impl PgStore {
         drop(first);
         Ok(PgStore {
             config,
+            stamps,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
                 open: 0,
@@ -168,8 +187,8 @@ impl PgStore {
     }
 }
 
-/// Why the database refused or failed: the refusals two hosts' racing commits produce are
-/// `Conflict`, everything else `Unavailable`.
+/// Why the database refused or failed: a deadlock or serialization failure (which the
+/// ordered locks should never let happen) is `Conflict`, everything else `Unavailable`.
 fn refusal(error: postgres::Error) -> StoreError {
     match error.code() {
         Some(code)
@@ -245,59 +264,85 @@ impl Store for PgStore {
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let expected: Vec<(&[u8], u64)> = writes
-            .iter()
-            .filter_map(|w| Some((w.key.as_bytes(), w.expect?)))
-            .collect();
-        let mut put_keys: Vec<&[u8]> = Vec::new();
-        let mut put_values: Vec<&[u8]> = Vec::new();
+        let (stamps, writes): (Vec<Write>, Vec<Write>) = writes.into_iter().partition(|w| {
+            w.expect.is_none() && matches!(w.change, Change::Put(_)) && self.stamps.contains(&w.key)
+        });
+        let mut locks: BTreeMap<i64, bool> = BTreeMap::new();
+        let mut expected: Vec<(&[u8], u64)> = Vec::new();
+        let mut puts: (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
         let mut deletes: Vec<&[u8]> = Vec::new();
         for write in &writes {
+            let key = write.key.as_bytes();
+            let exclusive = !matches!(write.change, Change::Check);
+            *locks.entry(lock_id(key)).or_default() |= exclusive;
+            if let Some(version) = write.expect {
+                expected.push((key, version));
+            }
             match &write.change {
                 Change::Put(value) => {
-                    put_keys.push(write.key.as_bytes());
-                    put_values.push(value);
+                    puts.0.push(key);
+                    puts.1.push(value);
                 }
-                Change::Delete => deletes.push(write.key.as_bytes()),
+                Change::Delete => deletes.push(key),
                 Change::Check => {}
             }
         }
+        let (ids, modes): (Vec<i64>, Vec<bool>) = locks.into_iter().unzip();
         let mut stale = false;
-        self.with(|c| {
-            let mut tx = c
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::Serializable)
-                .start()?;
-            if !expected.is_empty() {
-                let keys: Vec<&[u8]> = expected.iter().map(|(key, _)| *key).collect();
-                let rows = tx.query(&c.versions, &[&keys])?;
-                let current = |key: &[u8]| {
-                    rows.iter()
-                        .find(|row| row.get::<_, &[u8]>(0) == key)
-                        .map_or(0, |row| version(row.get(1)))
-                };
-                if expected
-                    .iter()
-                    .any(|(key, version)| current(key) != *version)
-                {
-                    stale = true;
-                    return tx.rollback();
+        if !writes.is_empty() {
+            self.with(|c| {
+                let mut tx = c.client.transaction()?;
+                tx.query_one(&c.lock, &[&ids, &modes])?;
+                if !expected.is_empty() {
+                    let keys: Vec<&[u8]> = expected.iter().map(|(key, _)| *key).collect();
+                    let rows = tx.query(&c.versions, &[&keys])?;
+                    let current = |key: &[u8]| {
+                        rows.iter()
+                            .find(|row| row.get::<_, &[u8]>(0) == key)
+                            .map_or(0, |row| version(row.get(1)))
+                    };
+                    if expected
+                        .iter()
+                        .any(|(key, version)| current(key) != *version)
+                    {
+                        stale = true;
+                        return tx.rollback();
+                    }
                 }
-            }
-            if !put_keys.is_empty() {
-                tx.execute(&c.put, &[&put_keys, &put_values])?;
-            }
-            if !deletes.is_empty() {
-                tx.execute(&c.delete, &[&deletes])?;
-            }
-            tx.commit()
-        })?;
+                if !puts.0.is_empty() {
+                    tx.execute(&c.put, &[&puts.0, &puts.1])?;
+                }
+                if !deletes.is_empty() {
+                    tx.execute(&c.delete, &[&deletes])?;
+                }
+                tx.commit()
+            })?;
+        }
         if stale {
             return Err(StoreError::Conflict);
         }
+        if !stamps.is_empty() {
+            let keys: Vec<&[u8]> = stamps.iter().map(|w| w.key.as_bytes()).collect();
+            let values: Vec<&[u8]> = stamps
+                .iter()
+                .filter_map(|w| match &w.change {
+                    Change::Put(value) => Some(value.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            self.with(|c| c.client.execute(&c.put, &[&keys, &values]).map(drop))?;
+        }
         Ok(())
     }
+}
+
+/// The advisory lock of a key: a 64-bit FNV-1a hash of it (two keys sharing one only wait
+/// for each other).
+fn lock_id(key: &[u8]) -> i64 {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ use vk_core::ports::{Change, Entry, Store, StoreError, Write};
 use crate::plugin::State;
 use crate::plugin::bindings::mybusiness::vk::storage as wit;
 
+/// Where the plugin's keys are stored.
+pub const PLUGIN: &str = "plugin/";
+
 /// A store shared by every call.
 pub type SharedStore = Arc<dyn Store + Send + Sync>;
 
@@ -110,7 +113,7 @@ impl Namespace {
     pub fn plugin(inner: SharedStore) -> Namespace {
         Namespace {
             inner,
-            prefix: "plugin/",
+            prefix: PLUGIN,
         }
     }
 

@@ -75,6 +75,12 @@ pub const CHANGES: &str = "changes";
 /// When the last VK event was processed. Written, never read, by transactions.
 pub const LAST_EVENT: &str = "channel/last-event";
 
+/// Keys that many commits write without reading them (no expectation), whose last value is
+/// all that matters. A store may write them just after the rest of a commit instead of in
+/// it: a database that locks what a transaction writes would otherwise make every commit
+/// wait for the one before (the PostgreSQL store does so).
+pub const STAMPS: [&str; 2] = [CHANGES, LAST_EVENT];
+
 /// Keys that change nothing an operator sees: writing only these leaves [`CHANGES`] alone.
 pub fn is_bookkeeping(key: &str) -> bool {
     [

@@ -18,6 +18,7 @@ pub mod error;
 pub mod ids;
 pub mod intake;
 mod keys;
+pub use keys::STAMPS;
 pub mod lead;
 pub mod memory;
 pub mod ports;
