@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse};
 
-use crate::plugin::State;
-use crate::plugin::bindings::mybusiness::vk::http as wit;
-
 /// VK's API origin, as the plugin calls it.
 pub const VK_ORIGIN: &str = "https://api.vk.com";
 
@@ -137,35 +134,6 @@ pub(crate) fn origin(url: &str) -> Option<String> {
 impl Http for Outbound {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.exchange(request)
-    }
-}
-
-impl wit::Host for State {
-    /// The wait for VK never outlasts the call: it is cut to what the call's deadline leaves,
-    /// so the guest hears `timeout` and records the message as still pending instead of being
-    /// stopped half-way.
-    fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::HttpError> {
-        let Some(left) = self.lane.before_outbound() else {
-            return Err(wit::HttpError::Timeout);
-        };
-        let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX);
-        let request = HttpRequest {
-            post: matches!(request.method, wit::Method::Post),
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-            timeout_ms: request.timeout_ms.min(left_ms),
-        };
-        match self.http.send(request) {
-            Ok(response) => Ok(wit::Response {
-                status: response.status,
-                body: response.body,
-            }),
-            Err(HttpError::Denied(origin)) => Err(wit::HttpError::Denied(origin)),
-            Err(HttpError::Timeout) => Err(wit::HttpError::Timeout),
-            Err(HttpError::Transport(why)) => Err(wit::HttpError::Transport(why)),
-            Err(HttpError::TooLarge) => Err(wit::HttpError::TooLarge),
-        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod bench;
 pub mod database;
 pub mod http;
+pub mod imports;
 pub mod load;
 pub mod pg;
 pub mod plugin;

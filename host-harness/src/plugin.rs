@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
@@ -25,6 +25,7 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::http::Outbound;
+use crate::imports::{Imports, ImportsView};
 use crate::storage::{Namespace, SharedStore};
 
 /// The host side of the WIT world.
@@ -107,9 +108,13 @@ pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Metered,
-    pub(crate) store: Arc<Namespace>,
-    pub(crate) http: Arc<Outbound>,
-    pub(crate) lane: Lane,
+    imports: Imports,
+}
+
+impl ImportsView for State {
+    fn imports(&mut self) -> &mut Imports {
+        &mut self.imports
+    }
 }
 
 /// A store's caps, noting how far its linear memory has grown.
@@ -168,7 +173,7 @@ impl ResourceLimiter for Metered {
 /// outbox timer). When it first waits for VK, it trades that permit for one of the calls
 /// waiting on VK, if one is free: a slow VK then holds instances set apart for waiting, not
 /// the lane, and other employees' requests keep running.
-pub(crate) struct Lane {
+pub struct Lane {
     permit: Option<OwnedSemaphorePermit>,
     waiting: Arc<Semaphore>,
     traded: bool,
@@ -195,9 +200,6 @@ impl Lane {
         (!left.is_zero()).then_some(left)
     }
 }
-
-/// The `types` interface has no functions; the linker still asks for its host side.
-impl bindings::mybusiness::vk::types::Host for State {}
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -310,7 +312,7 @@ impl Plugin {
         let (component, from_cache) = cached_component(&engine, &bytes, cache_dir)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        VkPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)?;
+        crate::imports::add_to_linker(&mut linker)?;
         let pre = VkPluginPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component does not export the vk-plugin world")?;
@@ -362,7 +364,7 @@ impl Plugin {
             Some(warm) => warm,
             None => self.instantiate().map_err(|error| Fault::of(&error))?,
         };
-        warm.store.data_mut().lane = lane;
+        warm.store.data_mut().imports.lane = lane;
         warm.store.set_epoch_deadline(self.limits.deadline_ticks());
         // A call that failed leaves its instance behind: a trap may have left it anywhere.
         let answer = call(&warm.plugin, &mut warm.store).map_err(|error| Fault::of(&error))?;
@@ -379,14 +381,16 @@ impl Plugin {
                 caps: self.limits.store_limits(),
                 memory: 0,
             },
-            store: self.store.clone(),
-            http: self.http.clone(),
-            lane: Lane {
-                permit: None,
-                waiting: self.waiting.clone(),
-                traded: false,
-                ends_at: Instant::now(),
-                margin: Duration::ZERO,
+            imports: Imports {
+                store: self.store.clone(),
+                http: self.http.clone(),
+                lane: Lane {
+                    permit: None,
+                    waiting: self.waiting.clone(),
+                    traded: false,
+                    ends_at: Instant::now(),
+                    margin: Duration::ZERO,
+                },
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -405,7 +409,7 @@ impl Plugin {
     fn keep(&self, mut warm: Warm) {
         warm.calls += 1;
         let state = warm.store.data_mut();
-        state.lane.permit = None;
+        state.imports.lane.permit = None;
         if warm.calls >= self.limits.calls_per_instance || state.limits.memory > RECYCLE_ABOVE {
             return;
         }

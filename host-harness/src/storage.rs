@@ -1,5 +1,6 @@
-//! Storage: the plugin's key space over a store (the embedded database of [`crate::database`]
-//! or vk-core's in-memory store) and the `storage` WIT import over it.
+//! Storage: the plugin's key space over a store (the embedded database of [`crate::database`],
+//! PostgreSQL ([`crate::pg`]) or vk-core's in-memory store). The `storage` import over it is
+//! in [`crate::imports`].
 //!
 //! The plugin sees its own key space: every key it uses is stored under `plugin/`, so the
 //! database can hold other records of the host beside it.
@@ -8,9 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vk_core::ports::{Change, Entry, Store, StoreError, Write};
-
-use crate::plugin::State;
-use crate::plugin::bindings::mybusiness::vk::storage as wit;
 
 /// Where the plugin's keys are stored.
 pub const PLUGIN: &str = "plugin/";
@@ -157,61 +155,6 @@ impl Store for Namespace {
             })
             .collect();
         self.inner.commit(writes)
-    }
-}
-
-/// The most one scan may return, whatever the guest asks for.
-const MAX_SCAN: u32 = 1000;
-
-fn to_wit(error: StoreError) -> wit::StorageError {
-    match error {
-        StoreError::Conflict => wit::StorageError::Conflict,
-        StoreError::Unavailable(why) => wit::StorageError::Unavailable(why),
-    }
-}
-
-fn entry_to_wit(e: Entry) -> wit::Entry {
-    wit::Entry {
-        key: e.key,
-        value: e.value,
-        version: e.version,
-    }
-}
-
-impl wit::Host for State {
-    fn get(&mut self, key: String) -> Result<Option<wit::Entry>, wit::StorageError> {
-        self.store
-            .get(&key)
-            .map(|e| e.map(entry_to_wit))
-            .map_err(to_wit)
-    }
-
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<wit::Entry>, wit::StorageError> {
-        self.store
-            .scan(&prefix, after.as_deref(), limit.min(MAX_SCAN))
-            .map(|entries| entries.into_iter().map(entry_to_wit).collect())
-            .map_err(to_wit)
-    }
-
-    fn commit(&mut self, writes: Vec<wit::Write>) -> Result<(), wit::StorageError> {
-        let writes = writes
-            .into_iter()
-            .map(|w| Write {
-                key: w.key,
-                change: match w.change {
-                    wit::Change::Put(value) => Change::Put(value),
-                    wit::Change::Delete => Change::Delete,
-                    wit::Change::Check => Change::Check,
-                },
-                expect: w.expect,
-            })
-            .collect();
-        self.store.commit(writes).map_err(to_wit)
     }
 }
 
