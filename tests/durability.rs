@@ -43,20 +43,6 @@ fn events() -> Vec<Vec<Event>> {
         .collect()
 }
 
-/// Posts a callback; `None` when the host did not answer (it was killed).
-fn post(agent: &ureq::Agent, base: &str, event: &Value) -> Option<(u16, String)> {
-    let request = ureq::http::Request::builder()
-        .method("POST")
-        .uri(format!("{base}{CALLBACK_PATH}"))
-        .header("content-type", "application/json")
-        .body(event.to_string().into_bytes())
-        .expect("a request");
-    let mut response = agent.run(request).ok()?;
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().ok()?;
-    Some((status, text))
-}
-
 /// How often each text of the load is stored, over every dialog an employee sees.
 fn stored_texts(world: &World) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -95,13 +81,9 @@ fn a_host_killed_mid_load_keeps_every_acknowledged_callback_exactly_once() {
                 (load.clone(), answered.clone(), acknowledged.clone());
             let base = host.base.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
+                let agent = agent();
                 for (i, event) in load[t].iter().enumerate() {
-                    match post(&agent, &base, &event.body) {
+                    match post_callback(&agent, &base, &event.body) {
                         Some((200, answer)) if answer == "ok" => {
                             acknowledged.lock().expect("acknowledged").push((t, i));
                             answered.fetch_add(1, Ordering::SeqCst);

@@ -199,6 +199,14 @@ impl Pair {
     }
 }
 
+/// A person's first message through the first host; the id of the dialog it opened.
+fn dialog_with(pair: &Pair, user: i64, text: &str) -> String {
+    let event = message_new(&format!("first-of-{user}"), user, 1, text);
+    assert_eq!(pair.world.host.callback(&event), (200, "ok".to_owned()));
+    let dialog = pair.world.dialog_of(user);
+    dialog["id"].as_str().expect("an id").to_owned()
+}
+
 /// Runs the outbox on both hosts at the same moment, as their timers may.
 fn flush_both(pair: &Pair) {
     let flushes: Vec<_> = [pair.world.host.base.clone(), pair.other.base.clone()]
@@ -261,16 +269,7 @@ fn parallel_first_messages_of_one_person_through_two_hosts_make_one_lead_and_one
 #[test]
 fn two_employees_claiming_one_dialog_through_two_hosts_get_one_winner() {
     let pair = Pair::new(2);
-    assert_eq!(
-        pair.world
-            .host
-            .callback(&message_new("claim-1", 555_002, 1, "Есть торт?")),
-        (200, "ok".to_owned())
-    );
-    let id = pair.world.dialog_of(555_002)["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = dialog_with(&pair, 555_002, "Есть торт?");
     let pair = Arc::new(pair);
     let claims: Vec<_> = (0..2)
         .map(|n| {
@@ -314,16 +313,7 @@ fn two_employees_claiming_one_dialog_through_two_hosts_get_one_winner() {
 fn messages_sent_while_vk_fails_are_delivered_once_with_both_hosts_flushing() {
     const MESSAGES: usize = 200;
     let pair = Pair::new(1);
-    assert_eq!(
-        pair.world
-            .host
-            .callback(&message_new("send-1", 555_003, 1, "Привет")),
-        (200, "ok".to_owned())
-    );
-    let id = pair.world.dialog_of(555_003)["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = dialog_with(&pair, 555_003, "Привет");
     let token = pair.world.staff[0].token.clone();
     let (code, body) = pair.other.call(
         "POST",
@@ -421,17 +411,6 @@ fn while_the_database_is_down_callers_get_503_and_redelivery_afterwards_loses_no
     assert_eq!(texts, [json!("до"), json!("во время")]);
 }
 
-/// Posts a callback; `None` when the host did not answer (it was killed).
-fn post(agent: &ureq::Agent, base: &str, event: &Value) -> Option<(u16, String)> {
-    let mut response = agent
-        .post(format!("{base}{CALLBACK_PATH}"))
-        .header("content-type", "application/json")
-        .send(event.to_string())
-        .ok()?;
-    let text = response.body_mut().read_to_string().ok()?;
-    Some((response.status().as_u16(), text))
-}
-
 #[test]
 fn a_host_killed_mid_load_leaves_the_other_serving_and_nothing_acknowledged_lost_or_doubled() {
     const THREADS: usize = 4;
@@ -445,11 +424,7 @@ fn a_host_killed_mid_load_leaves_the_other_serving_and_nothing_acknowledged_lost
             let (bases, answered, acknowledged) =
                 (bases.clone(), answered.clone(), acknowledged.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
+                let agent = agent();
                 let mut alive = [true, true];
                 for i in 0..PER_THREAD {
                     let n = t * PER_THREAD + i;
@@ -467,7 +442,7 @@ fn a_host_killed_mid_load_leaves_the_other_serving_and_nothing_acknowledged_lost
                         if !alive[target] {
                             target = 1 - target;
                         }
-                        match post(&agent, &bases[target], &event) {
+                        match post_callback(&agent, &bases[target], &event) {
                             Some((200, answer)) if answer == "ok" => break,
                             Some((status, answer)) => panic!("{text}: {status} {answer:?}"),
                             None => alive[target] = false,

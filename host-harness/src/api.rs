@@ -248,6 +248,17 @@ pub(crate) fn into_http<'a>(
     response
 }
 
+/// A request of the `api` export as vk-api takes it natively.
+pub(crate) fn native(request: &api::Request) -> vk_api::Request<'_> {
+    vk_api::Request {
+        method: &request.method,
+        path: &request.path,
+        query: request.query.as_deref(),
+        headers: &request.headers,
+        body: &request.body,
+    }
+}
+
 /// An answer of `vk-api` (a refusal of the host's own) as an HTTP response.
 pub(crate) fn from_api(answer: vk_api::Response) -> Response {
     let vk_api::Response {
@@ -328,17 +339,7 @@ impl App {
                 admin_token: app.admin_token.as_deref(),
                 public_url: app.public_url.as_deref(),
             };
-            vk_api::handle(
-                &core,
-                &config,
-                &vk_api::Request {
-                    method: &request.method,
-                    path: &request.path,
-                    query: request.query.as_deref(),
-                    headers: &request.headers,
-                    body: &request.body,
-                },
-            )
+            vk_api::handle(&core, &config, &native(&request))
         })
         .await;
         match answer {

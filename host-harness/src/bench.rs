@@ -214,13 +214,7 @@ fn through_native_api(core: &Core<'_>, request: &api::Request, status: u16) {
     let answer = vk_api::handle(
         core,
         &vk_api::Config::default(),
-        &vk_api::Request {
-            method: &request.method,
-            path: &request.path,
-            query: request.query.as_deref(),
-            headers: &request.headers,
-            body: &request.body,
-        },
+        &crate::api::native(request),
     );
     assert_eq!(
         answer.status,

@@ -701,6 +701,7 @@ impl Store for DbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::tests::put;
 
     /// Reads what `writer` committed, as the store's readers do.
     fn reader(writer: &Writer) -> DbStore {
@@ -708,14 +709,6 @@ mod tests {
             shared: writer.shared.clone(),
             queue: None,
             writer: None,
-        }
-    }
-
-    fn put(key: &str, value: &[u8], expect: Option<u64>) -> Write {
-        Write {
-            key: key.into(),
-            change: Change::Put(value.to_vec()),
-            expect,
         }
     }
 

@@ -159,10 +159,11 @@ impl Store for Namespace {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn put(key: &str, value: &[u8], expect: Option<u64>) -> Write {
+    /// A put of `value` at `key`, expecting `expect`.
+    pub(crate) fn put(key: &str, value: &[u8], expect: Option<u64>) -> Write {
         Write {
             key: key.into(),
             change: Change::Put(value.to_vec()),

@@ -471,16 +471,11 @@ impl Host {
                     logs.lock().expect("logs").join("\n")
                 )
             });
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
         Host {
             child,
             base,
             logs,
-            agent,
+            agent: agent(),
         }
     }
 
@@ -831,6 +826,29 @@ pub fn connect(host: &Host, shell: Shell, employees: usize) -> Vec<Employee> {
         (200, CONFIRMATION.to_owned())
     );
     staff
+}
+
+/// An HTTP client that reports every status as an answer and waits up to a minute.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Posts a callback; `None` when the host did not answer (it was killed).
+pub fn post_callback(agent: &ureq::Agent, base: &str, event: &Value) -> Option<(u16, String)> {
+    let request = ureq::http::Request::builder()
+        .method("POST")
+        .uri(format!("{base}{CALLBACK_PATH}"))
+        .header("content-type", "application/json")
+        .body(event.to_string().into_bytes())
+        .expect("a request");
+    let mut response = agent.run(request).ok()?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().ok()?;
+    Some((status, text))
 }
 
 pub fn confirmation() -> Value {
