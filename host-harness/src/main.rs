@@ -141,8 +141,13 @@ struct Serve {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// The embedded database file, or a PostgreSQL URL (postgres://user@host:port/dbname)
-    /// that several hosts share.
-    #[arg(long, default_value = "./vk-crm.db")]
+    /// that several hosts share; a URL with a password is best given in the environment.
+    #[arg(
+        long,
+        default_value = "./vk-crm.db",
+        env = "VK_HOST_DB",
+        hide_env_values = true
+    )]
     db: PathBuf,
     /// The most connections to PostgreSQL this host keeps open (with a postgres:// --db).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]

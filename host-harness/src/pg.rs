@@ -330,7 +330,12 @@ impl Store for PgStore {
                     _ => None,
                 })
                 .collect();
-            self.with(|c| c.client.execute(&c.put, &[&keys, &values]).map(drop))?;
+            // The commit stands whatever happens here: a stamp that could not be written is
+            // written by the next commit, and the caller must not hear of a failure and
+            // repeat what is done.
+            if let Err(error) = self.with(|c| c.client.execute(&c.put, &[&keys, &values])) {
+                eprintln!("vk-host: a stamp was not written after a commit: {error:?}");
+            }
         }
         Ok(())
     }
