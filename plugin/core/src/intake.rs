@@ -14,7 +14,7 @@ use crate::ids::{DialogId, LeadId, MessageId};
 use crate::keys;
 use crate::lead::Lead;
 use crate::settings::Settings;
-use crate::tx::{Tx, backfill, count, read, scan, transact};
+use crate::tx::{ReadOnce, Tx, backfill, count, read, scan, transact};
 use crate::vk::{Api, Envelope, VkMessage};
 
 /// How long a name lookup may hold up VK's answer; VK re-sends events answered slowly.
@@ -59,8 +59,18 @@ const PRUNE_PAGE: u32 = 200;
 const PRUNE_PAGES: usize = 10;
 
 impl Core<'_> {
-    /// Handles one callback body; returns after the event's effects are stored.
+    /// Handles one callback body; returns after the event's effects are stored. Each key
+    /// it reads is read from storage once until its commit ([`ReadOnce`]).
     pub fn handle_callback(&self, body: &[u8]) -> Result<CallbackReply, Error> {
+        let once = ReadOnce::new(self.store);
+        Core {
+            store: &once,
+            ..*self
+        }
+        .callback(body)
+    }
+
+    fn callback(&self, body: &[u8]) -> Result<CallbackReply, Error> {
         let envelope = Envelope::parse(body)?;
         if envelope.group_id <= 0 {
             return Err(Error::MalformedBody(

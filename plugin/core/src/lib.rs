@@ -40,6 +40,7 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const COUNT_CAP: u32 = 1000;
 
 /// The domain bound to its ports for one call.
+#[derive(Clone, Copy)]
 pub struct Core<'a> {
     store: &'a dyn Store,
     http: &'a dyn Http,

@@ -4,7 +4,8 @@
 //! A commit that writes anything an operator sees also writes a fresh [`keys::CHANGES`]
 //! stamp, unconditionally: no transaction reads it, so it never makes commits conflict.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -199,5 +200,50 @@ fn storage(e: StoreError) -> Error {
     match e {
         StoreError::Conflict => Error::Contention,
         StoreError::Unavailable(why) => Error::Storage(why),
+    }
+}
+
+/// A store that reads each key once until the next commit: a later read of the same key
+/// gets the first one's entry. A callback reads its settings, its event and its person
+/// before deciding, and again inside its transaction; each now crosses to storage once.
+/// A copy that went stale in between makes the commit conflict (its version is the one
+/// read), and every commit attempt forgets the copies, so the decision runs again on fresh
+/// reads. Scans are not remembered.
+pub(crate) struct ReadOnce<'a> {
+    inner: &'a dyn Store,
+    seen: RefCell<HashMap<String, Option<Entry>>>,
+}
+
+impl<'a> ReadOnce<'a> {
+    pub fn new(inner: &'a dyn Store) -> Self {
+        ReadOnce {
+            inner,
+            seen: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl Store for ReadOnce<'_> {
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        if let Some(entry) = self.seen.borrow().get(key) {
+            return Ok(entry.clone());
+        }
+        let entry = self.inner.get(key)?;
+        self.seen.borrow_mut().insert(key.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(prefix, after, limit)
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.seen.borrow_mut().clear();
+        self.inner.commit(writes)
     }
 }
