@@ -40,6 +40,7 @@ pub struct Dialog {
     pub last_responsible: Option<EmployeeId>,
     /// Everyone who has ever worked on it, in order of arrival.
     pub operators: Vec<EmployeeId>,
+    #[serde(deserialize_with = "crate::stored_time::deserialize")]
     pub started_at: DateTime<Utc>,
     /// False after the person denied messages from the community (`message_deny`).
     #[serde(default = "allowed")]
@@ -59,9 +60,11 @@ fn allowed() -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
     /// When the last message came in or went out.
+    #[serde(default, deserialize_with = "crate::stored_time::option")]
     pub last_at: Option<DateTime<Utc>>,
     pub last_message: Option<LastMessage>,
     /// When the earliest incoming message that no outgoing one followed came.
+    #[serde(default, deserialize_with = "crate::stored_time::option")]
     pub waiting_since: Option<DateTime<Utc>>,
     /// Incoming messages so far.
     pub incoming: u64,
@@ -78,6 +81,7 @@ pub struct LastMessage {
     /// The first line of its text, at most [`PREVIEW_CHARS`] characters.
     pub text: String,
     /// When the CRM stored it.
+    #[serde(deserialize_with = "crate::stored_time::deserialize")]
     pub at: DateTime<Utc>,
 }
 
