@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::*;
 
@@ -359,6 +361,18 @@ fn settings_reads_and_logs_never_contain_the_access_key_or_the_secret(shell: She
             (&masked["access_token"], &masked["secret"]),
             (&settings["access_token"], &settings["secret"]),
             "{answer}"
+        );
+    }
+    // The request log is written out every 100 ms: the greps below read it with the line of
+    // the last request in it (`serve-spin` logs no request lines).
+    if shell == Shell::Plugin {
+        assert!(
+            eventually(Duration::from_secs(5), || world
+                .host
+                .logs()
+                .contains("DELETE /api/settings/group-id -> 200")),
+            "{}",
+            world.host.logs()
         );
     }
     // Not even a piece: any 8 characters in a row of a secret or a token would be a leak.

@@ -16,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::plugin::bindings::VkPlugin;
 use crate::plugin::bindings::exports::mybusiness::vk::{api, outbox};
@@ -327,27 +327,20 @@ impl App {
     /// Serves a request with vk-api and vk-core linked into this host, on the plugin's
     /// store and outbound HTTP, with a permit from `slots`, off the async executor.
     async fn natively(&self, slots: &Arc<Semaphore>, request: api::Request) -> Response {
-        let Ok(_permit) = slots.clone().acquire_owned().await else {
-            return from_api(CallError::ShuttingDown.into_response());
-        };
         let app = self.clone();
-        let answer = tokio::task::spawn_blocking(move || {
-            let (store, http) = (app.plugin.storage(), app.plugin.outbound());
-            let core =
-                vk_core::Core::new(store.as_ref(), http.as_ref(), &vk_core::ports::SystemClock);
-            let config = vk_api::Config {
-                admin_token: app.admin_token.as_deref(),
-                public_url: app.public_url.as_deref(),
-            };
-            vk_api::handle(&core, &config, &native(&request))
-        })
-        .await;
-        match answer {
-            Ok(answer) => from_api(answer),
-            Err(panic) => {
-                from_api(CallError::Fault(Fault::Trap(panic.to_string())).into_response())
-            }
-        }
+        let answer = self
+            .blocking(slots, move |_permit| {
+                let (store, http) = (app.plugin.storage(), app.plugin.outbound());
+                let core =
+                    vk_core::Core::new(store.as_ref(), http.as_ref(), &vk_core::ports::SystemClock);
+                let config = vk_api::Config {
+                    admin_token: app.admin_token.as_deref(),
+                    public_url: app.public_url.as_deref(),
+                };
+                Ok(vk_api::handle(&core, &config, &native(&request)))
+            })
+            .await;
+        from_api(answer.unwrap_or_else(CallError::into_response))
     }
 
     /// Runs a plugin export on an instance with a permit from `slots`, off the async
@@ -359,13 +352,24 @@ impl App {
         + Send
         + 'static,
     ) -> Result<R, CallError> {
+        let plugin = self.plugin.clone();
+        self.blocking(slots, move |permit| plugin.call_in_lane(Some(permit), call))
+            .await
+    }
+
+    /// Runs `work` on a blocking thread, off the async executor, once `slots` gives it a
+    /// permit, which it holds until it ends (or passes on).
+    async fn blocking<R: Send + 'static>(
+        &self,
+        slots: &Arc<Semaphore>,
+        work: impl FnOnce(OwnedSemaphorePermit) -> Result<R, Fault> + Send + 'static,
+    ) -> Result<R, CallError> {
         let permit = slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| CallError::ShuttingDown)?;
-        let plugin = self.plugin.clone();
-        tokio::task::spawn_blocking(move || plugin.call_in_lane(Some(permit), call))
+        tokio::task::spawn_blocking(move || work(permit))
             .await
             .map_err(|e| CallError::Fault(Fault::Trap(e.to_string())))?
             .map_err(CallError::Fault)

@@ -29,7 +29,7 @@ use std::time::Duration;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use vk_core::ports::{Change, Entry, Store, StoreError, Write};
 
-use crate::storage::private_file;
+use crate::storage::{fnv1a as checksum, private_file};
 
 /// key → (version, value).
 const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
@@ -218,12 +218,6 @@ fn encode(layer: &Layer) -> Vec<u8> {
 /// a request at 1 MiB).
 fn len32(n: usize) -> u32 {
     u32::try_from(n).expect("a journal entry is below 4 GiB")
-}
-
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Takes `n` bytes from the front of `bytes`.

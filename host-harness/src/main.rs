@@ -256,7 +256,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
     let store: SharedStore = if args.memory {
         Arc::new(vk_core::memory::MemoryStore::new())
     } else if let Some(url) = postgres_url(&args.db) {
-        let stamps = vk_core::STAMPS.map(|key| format!("{}{key}", storage::PLUGIN));
+        let stamps = vk_core::STAMPS.map(storage::plugin_key);
         Arc::new(PgStore::open(
             url,
             args.db_connections as usize,

@@ -344,10 +344,7 @@ impl Store for PgStore {
 /// The advisory lock of a key: a 64-bit FNV-1a hash of it (two keys sharing one only wait
 /// for each other).
 fn lock_id(key: &[u8]) -> i64 {
-    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    i64::from_ne_bytes(crate::storage::fnv1a(key).to_ne_bytes())
 }
 
 #[cfg(test)]

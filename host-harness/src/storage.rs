@@ -11,7 +11,19 @@ use std::sync::Arc;
 use vk_core::ports::{Change, Entry, Store, StoreError, Write};
 
 /// Where the plugin's keys are stored.
-pub const PLUGIN: &str = "plugin/";
+const PLUGIN: &str = "plugin/";
+
+/// `key` of the plugin as the store under its [`Namespace`] holds it.
+pub fn plugin_key(key: &str) -> String {
+    format!("{PLUGIN}{key}")
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: the journal's checksums and PostgreSQL's key locks.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
 
 /// A store shared by every call.
 pub type SharedStore = Arc<dyn Store + Send + Sync>;
