@@ -6,11 +6,6 @@ use vk_core::ids;
 
 use crate::{Answer, Call, Response, json, required};
 
-/// The commands of `POST /api/dialogs/{id}/{command}`.
-pub(crate) const COMMANDS: [&str; 7] = [
-    "claim", "invite", "leave", "delegate", "spam", "finish", "restore",
-];
-
 impl Call<'_, '_> {
     pub(crate) fn get_dialog(&self, id: &str) -> Answer {
         let reader = self.caller()?;

@@ -15,9 +15,11 @@ mod json;
 mod leads;
 mod lists;
 mod people;
+pub mod routes;
 mod settings;
 mod web;
 
+use routes::{Found, Op};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use vk_core::directory::{Subject, digest};
@@ -223,80 +225,56 @@ struct Call<'c, 'a> {
 
 impl Call<'_, '_> {
     fn route(&self) -> Answer {
-        let method = self.request.method;
-        if self.request.path == CALLBACK_PATH {
-            return match method {
-                "POST" => self.callback(),
-                _ => Err(not_allowed()),
-            };
-        }
-        let Some(rest) = self.request.path.strip_prefix("/api/") else {
-            return match method {
-                "GET" => web::page(self.request),
-                _ if web::serves(self.request.path) => Err(not_allowed()),
-                _ => Err(no_route()),
-            };
+        let path = self.request.path;
+        let (route, values) = match routes::find(self.request.method, path) {
+            Found::Route(route, values) => (route, values),
+            Found::OtherMethod => return Err(not_allowed()),
+            Found::NoRoute if path.starts_with("/api/") => {
+                return Err(no_route());
+            }
+            Found::NoRoute => {
+                return match self.request.method {
+                    "GET" => web::page(self.request),
+                    _ if web::serves(path) => Err(not_allowed()),
+                    _ => Err(no_route()),
+                };
+            }
         };
-        let segments: Vec<&str> = rest.split('/').collect();
-        if segments.iter().any(|s| s.is_empty()) {
-            return Err(no_route());
-        }
-        match (segments.as_slice(), method) {
-            (["sessions"], "POST") => self.sign_in(),
-            (["sessions", "current"], "DELETE") => self.sign_out(),
-            (["me"], "GET") => self.me(),
-            (["employees"], "POST") => self.create_employee(),
-            (["employees"], "GET") => self.list_employees(),
-            (["employees", id], "DELETE") => self.remove_employee(id),
-            (["employees", id, "sign-in-link"], "POST") => self.sign_in_link(id),
-            (["settings"], "GET") => self.get_settings(),
-            (["settings"], "PUT") => self.put_settings(),
-            (["settings", "group-id"], "DELETE") => self.reset_group_id(),
-            (["outbox", "flush"], "POST") => self.flush(),
-            (["dialogs"], "GET") => self.list_dialogs(),
-            (["dialogs", "counts"], "GET") => self.dialog_counts(),
-            (["dialogs", id], "GET") => self.get_dialog(id),
-            (["dialogs", id, "messages"], "GET") => self.list_messages(id),
-            (["dialogs", id, "messages"], "POST") => self.send_message(id),
-            (["dialogs", id, "history"], "GET") => self.history(id),
-            (["dialogs", id, command], "POST") if dialogs::COMMANDS.contains(command) => {
-                self.dialog_command(id, command)
-            }
-            (["dialogs", id, "read"], "POST") => self.mark_read(id),
-            (["dialogs", _, "read"], _) => Err(not_allowed()),
-            (["dialogs", _, "messages" | "history"], _) => Err(not_allowed()),
-            (["dialogs", _, command], _) if dialogs::COMMANDS.contains(command) => {
-                Err(not_allowed())
-            }
-            (["leads", id], "GET") => self.get_lead(id),
-            (["leads", id, "items"], "POST") => self.add_item(id),
-            (["leads", id, "items", item], "PATCH") => self.set_quantity(id, item),
-            (["leads", id, "items", item], "DELETE") => self.remove_item(id, item),
-            (["leads", id, "convert"], "POST") => self.convert(id),
-            (["leads", id, "restore-dialog"], "POST") => self.restore_from_lead(id),
-            (["counterparties", id], "GET") => self.get_counterparty(id),
-            (["orders", id], "GET") => self.get_order(id),
-            (["leads"], "GET") => self.list_leads(),
-            (["counterparties"], "GET") => self.list_counterparties(),
-            (["orders"], "GET") => self.list_orders(),
-            (["channel"], "GET") => self.channel_state(),
-            (["changes"], "GET") => self.changes(),
-            (["leads" | "counterparties" | "orders" | "channel" | "changes"], _) => {
-                Err(not_allowed())
-            }
-            (
-                ["employees" | "settings" | "dialogs" | "sessions" | "me"]
-                | ["sessions", "current"]
-                | ["employees", _]
-                | ["employees", _, "sign-in-link"]
-                | ["settings", "group-id"]
-                | ["outbox", "flush"]
-                | ["dialogs" | "leads" | "counterparties" | "orders", _]
-                | ["leads", _, "items" | "convert" | "restore-dialog"]
-                | ["leads", _, "items", _],
-                _,
-            ) => Err(not_allowed()),
-            _ => Err(no_route()),
+        let id = || values[0];
+        match route.op {
+            Op::Callback => self.callback(),
+            Op::SignIn => self.sign_in(),
+            Op::SignOut => self.sign_out(),
+            Op::Me => self.me(),
+            Op::CreateEmployee => self.create_employee(),
+            Op::ListEmployees => self.list_employees(),
+            Op::RemoveEmployee => self.remove_employee(id()),
+            Op::SignInLink => self.sign_in_link(id()),
+            Op::GetSettings => self.get_settings(),
+            Op::PutSettings => self.put_settings(),
+            Op::ResetGroupId => self.reset_group_id(),
+            Op::Flush => self.flush(),
+            Op::ListDialogs => self.list_dialogs(),
+            Op::DialogCounts => self.dialog_counts(),
+            Op::GetDialog => self.get_dialog(id()),
+            Op::ListMessages => self.list_messages(id()),
+            Op::SendMessage => self.send_message(id()),
+            Op::History => self.history(id()),
+            Op::Command(command) => self.dialog_command(id(), command),
+            Op::MarkRead => self.mark_read(id()),
+            Op::GetLead => self.get_lead(id()),
+            Op::AddItem => self.add_item(id()),
+            Op::SetQuantity => self.set_quantity(id(), values[1]),
+            Op::RemoveItem => self.remove_item(id(), values[1]),
+            Op::Convert => self.convert(id()),
+            Op::RestoreFromLead => self.restore_from_lead(id()),
+            Op::GetCounterparty => self.get_counterparty(id()),
+            Op::GetOrder => self.get_order(id()),
+            Op::ListLeads => self.list_leads(),
+            Op::ListCounterparties => self.list_counterparties(),
+            Op::ListOrders => self.list_orders(),
+            Op::ChannelState => self.channel_state(),
+            Op::Changes => self.changes(),
         }
     }
 

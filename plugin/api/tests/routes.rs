@@ -3,6 +3,7 @@
 //! components, in the repository's `tests/`.)
 
 use serde_json::{Value, json};
+use vk_api::routes::{Access, ROUTES};
 use vk_api::{Config, Request, Response, handle};
 use vk_core::Core;
 use vk_core::memory::MemoryStore;
@@ -216,6 +217,49 @@ fn callers_are_told_apart_by_their_token() {
         );
         assert_eq!(answer.status, status, "{header:?}");
     }
+}
+
+/// The route table's `access` is what each route enforces: no token is `401` on every route
+/// but the public ones, the admin token is refused by the employees' routes, an employee's
+/// token by the admin's, and nothing else refuses either of them for who they are.
+#[test]
+fn every_route_of_the_table_enforces_its_access() {
+    let api = Api::new();
+    let (_, token) = api.employee();
+    let callers_refusal = |status: u16, code: &str| {
+        status == 401 || ["not-an-employee", "admin-only"].contains(&code)
+    };
+    for route in ROUTES {
+        let path = route
+            .path
+            .replace("{id}", SOME_ID)
+            .replace("{item}", SOME_ID);
+        let name = format!("{} {}", route.method, route.path);
+        let (status, code) = match route.method {
+            "POST" if route.access == Access::Public => continue,
+            _ => api.code(route.method, &path, None),
+        };
+        assert_eq!((status, code.as_str()), (401, "unauthorized"), "{name}");
+        let (status, code) = api.code(route.method, &path, Some(ADMIN));
+        match route.access {
+            Access::Employee => assert_eq!(code, "not-an-employee", "{name}"),
+            _ => assert!(!callers_refusal(status, &code), "{name}: {code}"),
+        }
+        let (status, code) = api.code(route.method, &path, Some(&token));
+        match route.access {
+            Access::Admin => assert_eq!(code, "admin-only", "{name}"),
+            _ => assert!(!callers_refusal(status, &code), "{name}: {code}"),
+        }
+    }
+    let public: Vec<&str> = ROUTES
+        .iter()
+        .filter(|route| route.access == Access::Public)
+        .map(|route| route.path)
+        .collect();
+    assert_eq!(
+        public,
+        ["/settings/integrations/vk-group/call-back", "/api/sessions"]
+    );
 }
 
 #[test]
