@@ -157,16 +157,7 @@ fn signed_in(world: &World, n: usize) -> Browser<'_> {
 
 /// The code of a sign-in link the admin issues for employee `n`.
 fn sign_in_code(world: &World, n: usize) -> String {
-    let (code, body) = world.host.call(
-        "POST",
-        &format!("/api/employees/{}/sign-in-link", world.staff[n].id),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(code, 201, "{body}");
-    let link = body["link"].as_str().expect("a link");
-    assert!(link.contains("/sign-in#"), "{link}");
-    link.split_once('#').expect("a code").1.to_owned()
+    support::sign_in_code(&world.host, &world.staff[n].id)
 }
 
 fn the_admin_signs_in_with_the_admin_token_and_out_again(shell: Shell) {

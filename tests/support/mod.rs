@@ -3,7 +3,7 @@
 //! component (`serve-spin` with `spin.toml`), driven over real HTTP.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,26 @@ pub enum Failure {
     Status(u16),
     /// Does the work (delivers a message), then answers this late.
     Late(Duration),
+    /// Does not do the work (the request is lost before VK acts on it) and answers this late
+    /// with HTTP 504.
+    Lost(Duration),
+}
+
+/// A seeded storm of failures. What VK does to a call is drawn from the seed, the method, the
+/// call's parameters (all but `random_id`, which the plugin draws anew every run, and the
+/// access key) and how many times the same call came before. So the same seed and the same
+/// calls meet the same storm whatever order threads make them in.
+#[derive(Debug, Clone)]
+pub struct Storm {
+    pub seed: u64,
+    /// The methods the transient trouble hits.
+    pub methods: Vec<&'static str>,
+    /// Each kind of trouble: its name, how many calls in 1000 meet it, and what VK does.
+    /// A call that draws none is answered normally.
+    pub kinds: Vec<(&'static str, u32, Failure)>,
+    /// People whose `messages.send` VK refuses for good: (peer_id, VK's code, its text).
+    /// [`VkStandIn::recover`] does not end these.
+    pub refusing: Vec<(i64, i64, &'static str)>,
 }
 
 /// One call VK got: the method, the form's parameters and the headers (names in lower case).
@@ -62,6 +82,13 @@ struct Recorded {
     /// Calls VK would refuse or the test does not expect; a stand-in dropped with any fails
     /// its test.
     violations: Vec<String>,
+    storm: Option<Storm>,
+    /// The storm's transient trouble is over (permanent refusals go on).
+    recovered: bool,
+    /// How many times each call, by its storm key, came.
+    seen: HashMap<u64, u32>,
+    /// How many calls met each kind of trouble.
+    dealt: BTreeMap<String, u32>,
 }
 
 /// A local stand-in for `https://api.vk.com`, answering as VK does and recording every call.
@@ -93,6 +120,10 @@ impl VkStandIn {
             next_id: 1000,
             version: API_VERSION.to_owned(),
             violations: Vec::new(),
+            storm: None,
+            recovered: false,
+            seen: HashMap::new(),
+            dealt: BTreeMap::new(),
         }));
         let app = axum::Router::new()
             .route("/method/{name}", post(method))
@@ -116,6 +147,23 @@ impl VkStandIn {
             .entry(method.to_owned())
             .or_default()
             .push_back(failure);
+    }
+
+    /// Lets `storm` rage from now on (queued [`VkStandIn::fail_next`] failures come first).
+    pub fn storm(&self, storm: Storm) {
+        let mut s = self.lock();
+        s.storm = Some(storm);
+        s.recovered = false;
+    }
+
+    /// Ends the storm's transient trouble; its permanent refusals go on.
+    pub fn recover(&self) {
+        self.lock().recovered = true;
+    }
+
+    /// How many calls met each kind of the storm's trouble so far.
+    pub fn dealt(&self) -> BTreeMap<String, u32> {
+        self.lock().dealt.clone()
     }
 
     /// From now on, every call must carry `v=<version>`.
@@ -172,6 +220,50 @@ impl Drop for VkStandIn {
 }
 
 impl Recorded {
+    /// What the storm does to this call, if anything, counted by its kind.
+    fn storm_failure(&mut self, method: &str, params: &HashMap<String, String>) -> Option<Failure> {
+        let storm = self.storm.as_ref()?;
+        if self.recovered || !storm.methods.contains(&method) {
+            return None;
+        }
+        let mut names: Vec<&String> = params
+            .keys()
+            .filter(|name| !matches!(name.as_str(), "random_id" | "access_token"))
+            .collect();
+        names.sort();
+        let key = names
+            .into_iter()
+            .fold(absorb(mix(storm.seed), method.as_bytes()), |key, name| {
+                absorb(absorb(key, name.as_bytes()), params[name].as_bytes())
+            });
+        let seen = self.seen.entry(key).or_default();
+        let roll = mix(key ^ u64::from(*seen)) % 1000;
+        *seen += 1;
+        let mut below = 0;
+        let (kind, _, failure) = storm.kinds.iter().find(|(_, rate, _)| {
+            below += u64::from(*rate);
+            roll < below
+        })?;
+        *self.dealt.entry((*kind).to_owned()).or_default() += 1;
+        Some(failure.clone())
+    }
+
+    /// VK's refusal of a `messages.send` whose person the storm has refused for good, if
+    /// it is one (counted).
+    fn refusal(&mut self, method: &str, params: &HashMap<String, String>) -> Option<VkError> {
+        let storm = self.storm.as_ref()?;
+        let peer = present(params, "peer_id").and_then(|peer| peer.parse::<i64>().ok());
+        let &(_, code, text) = storm
+            .refusing
+            .iter()
+            .find(|(refused, _, _)| method == "messages.send" && peer == Some(*refused))?;
+        *self
+            .dealt
+            .entry(format!("VK error {code}, for good"))
+            .or_default() += 1;
+        Some((code, text.to_owned()))
+    }
+
     /// VK's answer to a call no failure was queued for.
     fn answer(&mut self, method: &str, params: &HashMap<String, String>) -> Result<Value, VkError> {
         let Some(version) = present(params, "v") else {
@@ -248,6 +340,25 @@ fn present<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a st
         .filter(|v| !v.is_empty())
 }
 
+/// SplitMix64's finaliser: every bit of `x` moves every bit of the result.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// `key` with `bytes` (and their length, so that parts never run together) mixed in.
+fn absorb(key: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(8)
+        .fold(mix(key ^ bytes.len() as u64), |key, chunk| {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            mix(key ^ u64::from_le_bytes(word))
+        })
+}
+
 /// VK's error 100 with its detail.
 fn invalid(detail: &str) -> VkError {
     (
@@ -312,17 +423,24 @@ async fn method(
             s.violations
                 .push(format!("{name}: content type {content_type:?}, not a form"));
         }
-        let failure = s.failures.get_mut(&name).and_then(VecDeque::pop_front);
+        let failure = s
+            .failures
+            .get_mut(&name)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| s.storm_failure(&name, &params));
         let answer = match &failure {
             Some(Failure::Vk(code, text)) => vk_error(&name, &params, &(*code, (*text).to_owned())),
-            Some(Failure::Status(_)) => json!({}),
-            Some(Failure::Late(_)) | None => match s.answer(&name, &params) {
-                Ok(answer) => answer,
-                Err(error) => {
-                    s.violations
-                        .push(format!("{name}: VK error {} {:?}", error.0, error.1));
-                    vk_error(&name, &params, &error)
-                }
+            Some(Failure::Status(_) | Failure::Lost(_)) => json!({}),
+            Some(Failure::Late(_)) | None => match s.refusal(&name, &params) {
+                Some(refusal) => vk_error(&name, &params, &refusal),
+                None => match s.answer(&name, &params) {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        s.violations
+                            .push(format!("{name}: VK error {} {:?}", error.0, error.1));
+                        vk_error(&name, &params, &error)
+                    }
+                },
             },
         };
         (failure, answer)
@@ -336,6 +454,10 @@ async fn method(
         Some(Failure::Late(delay)) => {
             tokio::time::sleep(delay).await;
             axum::Json(answer).into_response()
+        }
+        Some(Failure::Lost(delay)) => {
+            tokio::time::sleep(delay).await;
+            (axum::http::StatusCode::GATEWAY_TIMEOUT, "gateway timeout").into_response()
         }
         _ => axum::Json(answer).into_response(),
     }
@@ -828,6 +950,42 @@ pub fn connect(host: &Host, shell: Shell, employees: usize) -> Vec<Employee> {
     staff
 }
 
+/// The code of a sign-in link the admin issues for `employee` (the part after `#`).
+pub fn sign_in_code(host: &Host, employee: &str) -> String {
+    let (code, body) = host.call(
+        "POST",
+        &format!("/api/employees/{employee}/sign-in-link"),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(code, 201, "{body}");
+    let link = body["link"].as_str().expect("a link");
+    assert!(link.contains("/sign-in#"), "{link}");
+    link.split_once('#').expect("a code").1.to_owned()
+}
+
+/// The session token (the `vk_session` cookie's value) `employee` gets by signing in with a
+/// link the admin issues.
+pub fn session(host: &Host, employee: &str) -> String {
+    let body = json!({"code": sign_in_code(host, employee)}).to_string();
+    let request = ureq::http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/api/sessions", host.base))
+        .header("content-type", "application/json")
+        .body(body.into_bytes())
+        .expect("a request");
+    let response = agent().run(request).expect("vk-host answers");
+    assert_eq!(response.status().as_u16(), 201, "signing in");
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.split(';').next()?.strip_prefix("vk_session="))
+        .expect("a session cookie")
+        .to_owned()
+}
+
 /// An HTTP client that reports every status as an answer and waits up to a minute.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -890,4 +1048,145 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
+}
+
+// A throwaway PostgreSQL (`scale_out.rs`, `storage_contract.rs`).
+
+/// A PostgreSQL server of Debian's `postgresql` package: `initdb` into a temporary folder,
+/// `pg_ctl` on a free loopback port; stopped and removed when dropped.
+pub struct Postgres {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+/// Where Debian keeps PostgreSQL's server programs.
+fn postgres_program(name: &str) -> String {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|version| version.path().join("bin").join(name))
+        .find(|path| path.exists());
+    found.map_or_else(|| name.to_owned(), |path| path.display().to_string())
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A PostgreSQL program, run as the `postgres` user when this is root (`initdb` refuses
+/// root), else as this user.
+fn postgres_command(name: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", &postgres_program(name)]);
+        command
+    } else {
+        Command::new(postgres_program(name))
+    }
+}
+
+/// Runs a PostgreSQL program, which must succeed.
+fn as_postgres(name: &str, args: &[&str]) {
+    let output = postgres_command(name)
+        .args(args)
+        .output()
+        .expect("a PostgreSQL program runs");
+    assert!(
+        output.status.success(),
+        "{name} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = std::env::temp_dir().join(format!("vk-e2e-pg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        if is_root() {
+            let owner = Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .expect("id runs");
+            let uid: u32 = String::from_utf8_lossy(&owner.stdout)
+                .trim()
+                .parse()
+                .expect("the postgres user exists (Debian's postgresql package)");
+            std::os::unix::fs::chown(&dir, Some(uid), None).expect("chown");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let data = dir.join("data");
+        let data = data.to_str().expect("a UTF-8 path");
+        as_postgres(
+            "initdb",
+            &[
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "--locale=C",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let postgres = Postgres { dir, port };
+        postgres.resume();
+        postgres
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").display().to_string();
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash or an outage would.
+    pub fn halt(&self) {
+        as_postgres(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        postgres_command("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output()
+            .ok();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
 }
