@@ -117,6 +117,16 @@ impl Response {
         Response::json(status, &vk_core::error_body(code, message))
     }
 
+    /// The OpenAPI 3.1 document of this API (`docs/openapi.json`, compiled in).
+    fn openapi() -> Response {
+        Response {
+            status: 200,
+            content_type: "application/json",
+            headers: vec![("x-content-type-options", "nosniff".to_owned())],
+            body: include_bytes!("../../../docs/openapi.json").to_vec(),
+        }
+    }
+
     /// The answer to a body over [`MAX_BODY`] bytes, on every route.
     pub fn too_large() -> Response {
         Response::error(
@@ -243,6 +253,7 @@ impl Call<'_, '_> {
         let id = || values[0];
         match route.op {
             Op::Callback => self.callback(),
+            Op::OpenApi => Ok(Response::openapi()),
             Op::SignIn => self.sign_in(),
             Op::SignOut => self.sign_out(),
             Op::Me => self.me(),

@@ -10,8 +10,9 @@ use vk_core::CALLBACK_PATH;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No authentication: VK's callback (checked by the community's secret instead) and the
-    /// sign-in (checked by the token it is given).
+    /// No authentication: VK's callback (checked by the community's secret instead), the
+    /// sign-in (checked by the token it is given) and the API's own description, which holds
+    /// no data.
     Public,
     /// Any authenticated caller: the admin or an employee.
     Anyone,
@@ -25,6 +26,7 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
     Callback,
+    OpenApi,
     SignIn,
     SignOut,
     Me,
@@ -80,10 +82,14 @@ const fn route(method: &'static str, path: &'static str, access: Access, op: Op)
 
 use Access::{Admin, Anyone, Employee, Public};
 
+/// Where the API's OpenAPI document is served (it does not list itself).
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
 /// Every route. Where two patterns match one path, the first wins (`/api/dialogs/counts`
 /// before `/api/dialogs/{id}`).
 pub const ROUTES: &[Route] = &[
     route("POST", CALLBACK_PATH, Public, Op::Callback),
+    route("GET", OPENAPI_PATH, Public, Op::OpenApi),
     route("POST", "/api/sessions", Public, Op::SignIn),
     route("DELETE", "/api/sessions/current", Anyone, Op::SignOut),
     route("GET", "/api/me", Anyone, Op::Me),
