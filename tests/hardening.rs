@@ -390,6 +390,7 @@ fn exits_at_start(args: &[&str]) -> Option<(bool, String)> {
                 .expect("piped")
                 .read_to_string(&mut log)
                 .expect("the log");
+            assert_no_secret("the log of a host that stopped", &log);
             return Some((status.success(), log));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -696,4 +697,97 @@ fn the_typed_settings_export_never_returns_the_secrets() {
             "{shown}"
         );
     }
+}
+
+/// A client that trickles its head or its body a few bytes at a time, never finishing, is cut
+/// off like a silent one: the bounds count from the request's start, not from its last byte.
+#[test]
+fn trickling_clients_are_cut_off_after_a_bounded_time() {
+    let world = World::with_flags(0, &["--client-timeout-ms", "1000"]);
+    let head = format!("POST {CALLBACK_PATH} HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    let body = format!(
+        "POST {CALLBACK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{\"type\":"
+    );
+    for (what, start) in [("head", head), ("body", body)] {
+        let mut stream = connect_to(&world.host);
+        stream.write_all(start.as_bytes()).expect("sent");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("a read timeout");
+        // Up to 30 s of trickling (a byte every 200 ms); the host must close long before.
+        let closed = (0..150).any(|_| {
+            let mut buffer = [0; 512];
+            match stream.read(&mut buffer) {
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    stream.write_all(b"a").is_err()
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    stream.write_all(b"a").is_err()
+                }
+                Err(_) => true,
+            }
+        });
+        assert!(closed, "a trickling {what} is cut off");
+    }
+    assert_eq!(
+        world.host.callback(&confirmation()),
+        (200, CONFIRMATION.into()),
+        "the host still answers"
+    );
+}
+
+/// The routes whose body is read (the others take none and leave it unread).
+const TAKES_A_BODY: [(&str, &str); 8] = [
+    ("POST", "/api/sessions"),
+    ("POST", "/api/employees"),
+    ("PUT", "/api/settings"),
+    ("POST", "/api/dialogs/{id}/messages"),
+    ("POST", "/api/dialogs/{id}/invite"),
+    ("POST", "/api/dialogs/{id}/delegate"),
+    ("POST", "/api/leads/{id}/items"),
+    ("PATCH", "/api/leads/{id}/items/{item}"),
+];
+
+/// Every route refuses a deeply nested body and an oversized one without falling over: `400`
+/// or `413` where the body is read (or a refusal of the caller first), never a `5xx`.
+#[test]
+fn nested_and_huge_bodies_are_refused_on_every_route_that_takes_one() {
+    let world = World::new(1);
+    let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000)).into_bytes();
+    let nested_object = format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)).into_bytes();
+    let huge = format!("[{}1]", "1,".repeat(600_000)).into_bytes();
+    let some_id = "0b8f7a52-3f5e-4c55-9a43-6f1de2d0b001";
+    for route in vk_api::routes::ROUTES
+        .iter()
+        .filter(|r| matches!(r.method, "POST" | "PUT" | "PATCH"))
+    {
+        let path = route
+            .path
+            .replace("{id}", some_id)
+            .replace("{item}", some_id);
+        let token = match route.access {
+            vk_api::routes::Access::Admin => Some(ADMIN),
+            _ => world.token(0),
+        };
+        for body in [&deep, &nested_object, &huge] {
+            let (status, answer) =
+                world
+                    .host
+                    .request(route.method, &path, token, Some(body.clone()));
+            let read = TAKES_A_BODY.contains(&(route.method, route.path));
+            assert!(
+                matches!(status, 400 | 403 | 404 | 413) || (!read && status < 500),
+                "{} {}: {status} {}",
+                route.method,
+                route.path,
+                answer.chars().take(200).collect::<String>()
+            );
+        }
+    }
+    assert_eq!(world.dialogs(0, "open").len(), 0, "nothing was stored");
+    assert_eq!(
+        world.host.callback(&confirmation()),
+        (200, CONFIRMATION.into())
+    );
 }

@@ -112,10 +112,15 @@ impl<'h> Browser<'h> {
                 self.cookie = Some(token.to_owned()).filter(|t| !t.is_empty());
             }
         }
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        for (name, value) in &headers {
+            assert_no_secret(name, value);
+        }
+        assert_no_secret(&format!("the answer to {method} {path}"), &body);
         Answer {
             status: response.status().as_u16(),
             headers,
-            body: response.body_mut().read_to_string().unwrap_or_default(),
+            body,
         }
     }
 

@@ -681,6 +681,10 @@ impl Host {
         let mut response = outcome.expect("vk-host answers");
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
+        for (name, value) in response.headers() {
+            assert_no_secret(name.as_str(), value.to_str().unwrap_or(""));
+        }
+        assert_no_secret(&format!("the answer to {method} {path}"), &text);
         (status, text)
     }
 
@@ -737,8 +741,24 @@ impl Host {
 }
 
 impl Drop for Host {
+    /// Stops the host; then its whole log must be free of the community's secrets (a test
+    /// that failed already is not failed twice).
     fn drop(&mut self) {
         self.kill();
+        if !std::thread::panicking() {
+            assert_no_secret("the host's log", &self.logs());
+        }
+    }
+}
+
+/// The secrets every test connects the community with: no answer, log line or error of the
+/// product may ever hold them.
+pub const SECRETS: [&str; 2] = [SECRET, ACCESS_TOKEN];
+
+/// Fails the test when `text` (an answer or a log) holds one of the [`SECRETS`].
+pub fn assert_no_secret(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} holds a secret: {text}");
     }
 }
 
@@ -1006,6 +1026,7 @@ pub fn post_callback(agent: &ureq::Agent, base: &str, event: &Value) -> Option<(
     let mut response = agent.run(request).ok()?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().ok()?;
+    assert_no_secret("the answer to a callback", &text);
     Some((status, text))
 }
 
