@@ -302,6 +302,7 @@ fn apply(db: &Database, layer: &Layer) -> Result<(), redb::Error> {
                 }
                 None => {
                     table.remove(key.as_str())?;
+                    clock = clock.max(*version);
                 }
             }
         }
@@ -463,8 +464,11 @@ impl Writer {
                         self.clock += 1;
                         accepted.insert(write.key.clone(), (self.clock, Some(value.clone())));
                     }
+                    // A deletion carries the clock, so that a checkpoint or a replay moves
+                    // the file's clock past the deleted key's versions too: a key created
+                    // again after a restart never gets a version it had.
                     Change::Delete => {
-                        accepted.insert(write.key.clone(), (0, None));
+                        accepted.insert(write.key.clone(), (self.clock, None));
                     }
                     Change::Check => {}
                 }

@@ -12,7 +12,7 @@
 
 pub mod manifest;
 mod outbound;
-mod sqlite;
+pub mod sqlite;
 mod variables;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,10 @@
 //! in the middle of a commit). Writers of this process queue for one [`WriteGate`] for up to
 //! [`BUSY_TIMEOUT`], and on SQLite's lock only against other processes; that wait blocks the
 //! request's own thread only (see `SpinApp::respond`).
+//!
+//! [`Databases`] and [`Connection`] are public so that native code reaches the database
+//! exactly as a guest does: `tests/storage_contract.rs` runs the Spin component's store
+//! (`vk_core::sql`) over them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +24,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::Resource;
 
 use super::State;
-use super::bindings::spin::sqlite::sqlite::{self as wit, Error, QueryResult, RowResult, Value};
+use super::bindings::spin::sqlite::sqlite as wit;
+pub use super::bindings::spin::sqlite::sqlite::{Error, QueryResult, RowResult, Value};
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,8 +73,9 @@ impl WriteGate {
     }
 }
 
-/// The `default` database and its idle connections, shared by every instance.
-pub(super) struct Databases {
+/// The `default` database and its idle connections, shared by every instance (and by the
+/// native callers of [`Connection::open`]).
+pub struct Databases {
     /// A path, or the URI of a named in-memory database.
     location: String,
     idle: Mutex<Vec<rusqlite::Connection>>,
@@ -81,7 +87,8 @@ pub(super) struct Databases {
 }
 
 impl Databases {
-    pub(super) fn open(database: &Database, max_result_bytes: usize) -> anyhow::Result<Databases> {
+    /// Opens the database as `serve-spin` does; results over `max_result_bytes` are refused.
+    pub fn open(database: &Database, max_result_bytes: usize) -> anyhow::Result<Databases> {
         static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
         let location = match database {
             Database::File(path) => {
@@ -176,13 +183,27 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A connection from the pool, as a guest's `open` gets one; also for native callers
+    /// (the storage contract tests run the Spin component's store logic over it).
+    pub fn open(databases: &Arc<Databases>) -> Result<Connection, Error> {
+        Ok(Connection {
+            db: Some(databases.take().map_err(failure)?),
+            databases: databases.clone(),
+            in_transaction: false,
+        })
+    }
+
     fn db(&self) -> &rusqlite::Connection {
         self.db.as_ref().expect("present until dropped")
     }
 
     /// Runs one statement; one that begins a transaction first waits for the write gate,
     /// which is given back when the connection is out of its transaction again.
-    fn execute(&mut self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
+    pub fn execute(
+        &mut self,
+        statement: &str,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, Error> {
         let begins = statement
             .trim_start()
             .get(..5)
@@ -285,12 +306,7 @@ impl wit::HostConnection for State {
                 "an instance may hold at most {MAX_OPEN_PER_INSTANCE} connections"
             )));
         }
-        let db = access.databases.take().map_err(failure)?;
-        let connection = Connection {
-            db: Some(db),
-            databases: access.databases.clone(),
-            in_transaction: false,
-        };
+        let connection = Connection::open(&access.databases)?;
         let handle = self
             .table
             .push(connection)

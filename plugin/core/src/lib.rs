@@ -23,6 +23,7 @@ pub mod lead;
 pub mod memory;
 pub mod ports;
 pub mod settings;
+pub mod sql;
 mod stored_time;
 mod tx;
 pub mod vk;

@@ -4,9 +4,10 @@
 //!
 //! Like `vk-plugin`, it holds no rule. It implements vk-core's ports over what Spin gives a
 //! component:
-//! - [`store::SqliteStore`]: `Store` over Spin SQLite (the `default` database), because its
-//!   transactions give the atomic multi-key commit with version checks that vk-core's
-//!   optimistic concurrency needs; Spin's key-value store has no compare-and-swap.
+//! - [`store`]: `Store` over Spin SQLite (the `default` database) with vk-core's
+//!   `sql::SqliteStore`, because its transactions give the atomic multi-key commit with
+//!   version checks that vk-core's optimistic concurrency needs; Spin's key-value store has
+//!   no compare-and-swap.
 //! - [`outbound::Outbound`]: `Http` over `wasi:http/outgoing-handler`, limited by the
 //!   manifest's `allowed_outbound_hosts`.
 //! - [`platform_settings`]: the access key, the secret and the rest from Spin variables, so
@@ -70,7 +71,7 @@ fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 /// Work that must not hold VK's `ok` up, done once the answer is out: names VK could not
 /// give at intake. (The plugin's host does this from its outbox timer; a Spin app has none.)
 fn after_answer() {
-    let Ok(store) = store::SqliteStore::open_default() else {
+    let Ok(store) = store::open_default() else {
         return;
     };
     let Ok(fixed) = platform_settings() else {
@@ -138,7 +139,7 @@ fn read_body(request: IncomingRequest) -> Result<Vec<u8>, Response> {
 
 /// Serves the request with vk-core bound to Spin's ports.
 fn serve(request: &vk_api::Request<'_>) -> Response {
-    let store = match store::SqliteStore::open_default() {
+    let store = match store::open_default() {
         Ok(store) => store,
         Err(StoreError::Unavailable(why)) => return Response::from_error(&Error::Storage(why)),
         Err(StoreError::Conflict) => return Response::from_error(&Error::Contention),
