@@ -57,3 +57,35 @@ bench: plugin spin-plugin
 # processes, driven with message_new callbacks at a fixed rate and at saturation.
 load: plugin spin-plugin
 	$(CARGO) run -p vk-host -- load $(ARGS)
+
+# Coverage-guided fuzzing (docs/reliability.md): the libFuzzer targets of fuzz/, a workspace
+# of its own, built with the machine's nightly toolchain. A run reads the committed seeds
+# (fuzz/corpus/<target>/) and keeps what it finds in fuzz/target/corpus/<target>/, out of git;
+# a crashing input is written to fuzz/artifacts/<target>/. One target after another, one
+# process, at low priority. `fuzz-smoke` is the short run for CI.
+.PHONY: fuzz-setup fuzz fuzz-smoke
+FUZZ_TARGETS := callback api money settings
+FUZZ_SECONDS ?= 900
+
+fuzz-setup:
+	@rustup toolchain list | grep -q '^nightly' || { echo 'fuzzing needs the nightly toolchain (see rustup toolchain list)' >&2; exit 1; }
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz: fuzz-setup
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$target && \
+		( cd fuzz && nice -n 10 cargo +nightly fuzz run --sanitizer none $$target \
+			target/corpus/$$target corpus/$$target -- -dict=dict/$$target.dict \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 ) || exit 1; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+# The schema-driven test (docs/reliability.md): schemathesis, pinned in a venv under target/,
+# drives `vk-host serve` from docs/openapi.json with an employee's and the admin's token.
+# Builds nothing: it runs the host and plugin `make test` (or `make plugin` and
+# `cargo build -p vk-host`) built.
+.PHONY: schema-test
+schema-test:
+	tests/schema/run

@@ -238,14 +238,14 @@ impl Call<'_, '_> {
         let path = self.request.path;
         let (route, values) = match routes::find(self.request.method, path) {
             Found::Route(route, values) => (route, values),
-            Found::OtherMethod => return Err(not_allowed()),
+            Found::OtherMethod(methods) => return Ok(not_allowed_here(&methods)),
             Found::NoRoute if path.starts_with("/api/") => {
                 return Err(no_route());
             }
             Found::NoRoute => {
                 return match self.request.method {
                     "GET" => web::page(self.request),
-                    _ if web::serves(path) => Err(not_allowed()),
+                    _ if web::serves(path) => Ok(not_allowed_here(&["GET"])),
                     _ => Err(no_route()),
                 };
             }
@@ -351,8 +351,13 @@ impl Call<'_, '_> {
         }
     }
 
-    /// The JSON body, parsed (its nesting bounded before anything is built).
+    /// The JSON body, parsed (its nesting bounded before anything is built). Every body of
+    /// the API is an object: an array is not read as the fields in order.
     fn body<T: DeserializeOwned>(&self) -> Result<T, Refusal> {
+        let first = self.request.body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(malformed("it must be a JSON object".to_owned()));
+        }
         vk_core::vk::parse_bounded(self.request.body).map_err(malformed)
     }
 
@@ -388,12 +393,19 @@ fn no_route() -> Refusal {
     Refusal::new(404, "no-such-route", "no such route")
 }
 
-fn not_allowed() -> Refusal {
-    Refusal::new(
+/// `405`, with the `Allow` header naming the methods the path takes (`HEAD` wherever `GET`
+/// is).
+fn not_allowed_here(methods: &[&str]) -> Response {
+    let mut allowed = methods.to_vec();
+    if methods.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    Response::error(
         405,
         "method-not-allowed",
         "this route does not take that method",
     )
+    .with_header("allow", allowed.join(", "))
 }
 
 fn unauthorized() -> Refusal {

@@ -90,7 +90,7 @@ impl Call<'_, '_> {
     /// their sessions end and an earlier link is spent.
     pub(crate) fn sign_in_link(&self, id: &str) -> Answer {
         self.admin()?;
-        let (code, expires_at) = self.core.issue_sign_in(ids::employee(id)?)?;
+        let (code, expires_at) = self.core.issue_sign_in(known(id)?)?;
         let link = format!(
             "{}/sign-in#{code}",
             auth::base_url(self.request, self.public_url)
@@ -104,7 +104,7 @@ impl Call<'_, '_> {
     /// `DELETE /api/employees/{id}`.
     pub(crate) fn remove_employee(&self, id: &str) -> Answer {
         self.admin()?;
-        let id = ids::employee(id)?;
+        let id = known(id)?;
         self.core.remove_employee(id)?;
         Ok(Response::json(
             200,
@@ -141,4 +141,9 @@ struct SignInBody {
 #[serde(deny_unknown_fields)]
 struct NewEmployee {
     name: String,
+}
+
+/// The employee an admin route's path names: an id that cannot be one is no such employee.
+fn known(id: &str) -> Result<vk_core::EmployeeId, vk_core::Error> {
+    ids::employee(id).map_err(|_| vk_core::Error::EmployeeNotFound)
 }

@@ -204,26 +204,28 @@ pub const ROUTES: &[Route] = &[
 pub(crate) enum Found<'p> {
     /// The route, and the path's values of its `{…}` segments in order.
     Route(&'static Route, Vec<&'p str>),
-    /// The path is a route's, but not with this method.
-    OtherMethod,
+    /// The path is a route's, but not with this method: the methods it takes.
+    OtherMethod(Vec<&'static str>),
     NoRoute,
 }
 
 /// The route of `method` and `path` (`HEAD` is looked up as `GET` by the caller).
 pub(crate) fn find<'p>(method: &str, path: &'p str) -> Found<'p> {
-    let mut path_known = false;
+    let mut methods = Vec::new();
     for route in ROUTES {
         if let Some(values) = matches(route.path, path) {
             if route.method == method {
                 return Found::Route(route, values);
             }
-            path_known = true;
+            if !methods.contains(&route.method) {
+                methods.push(route.method);
+            }
         }
     }
-    if path_known {
-        Found::OtherMethod
-    } else {
+    if methods.is_empty() {
         Found::NoRoute
+    } else {
+        Found::OtherMethod(methods)
     }
 }
 
@@ -261,7 +263,11 @@ mod tests {
         ));
         assert!(matches!(
             find("POST", "/api/dialogs/counts"),
-            Found::OtherMethod
+            Found::OtherMethod(methods) if methods == ["GET"]
+        ));
+        assert!(matches!(
+            find("GET", "/api/leads/a/items/b"),
+            Found::OtherMethod(methods) if methods == ["PATCH", "DELETE"]
         ));
         for path in [
             "/api/dialogs/",

@@ -10,6 +10,7 @@ use vk_core::memory::MemoryStore;
 use vk_core::ports::{Offline, Store, SystemClock};
 
 const ADMIN: &str = "the-admin-token";
+const CALLBACK_PATH: &str = "/settings/integrations/vk-group/call-back";
 const SOME_ID: &str = "0b8f7a52-3f5e-4c55-9a43-6f1de2d0b001";
 
 struct Api {
@@ -133,6 +134,36 @@ fn unknown_paths_are_404_and_known_paths_with_another_method_are_405() {
         assert_eq!(
             api.code(method, &path, token),
             (405, "method-not-allowed".into()),
+            "{method} {path}"
+        );
+    }
+    for method in ["DELETE", "POST"] {
+        let path = match method {
+            "DELETE" => "/api/employees/not-an-id",
+            _ => "/api/employees/not-an-id/sign-in-link",
+        };
+        assert_eq!(
+            api.code(method, path, Some(ADMIN)),
+            (404, "employee-not-found".into()),
+            "{method} {path}"
+        );
+    }
+    // A 405 names the methods the path takes.
+    for (method, path, allowed) in [
+        ("GET", CALLBACK_PATH.to_owned(), "POST"),
+        ("POST", "/api/settings".to_owned(), "GET, PUT, HEAD"),
+        (
+            "GET",
+            format!("/api/leads/{SOME_ID}/items/{SOME_ID}"),
+            "PATCH, DELETE",
+        ),
+        ("PUT", "/assets/app.js".to_owned(), "GET, HEAD"),
+    ] {
+        let answer = api.send(method, &path, token, b"");
+        let allow = answer.headers.iter().find(|(name, _)| *name == "allow");
+        assert_eq!(
+            allow.map(|(_, v)| v.as_str()),
+            Some(allowed),
             "{method} {path}"
         );
     }
@@ -333,6 +364,18 @@ fn refusals_of_the_http_layer_store_nothing() {
     );
     let answer = api.send("POST", "/api/employees", Some(ADMIN), b"{not json");
     assert_eq!(answer.status, 400);
+    // An array is not an object whose fields come in order.
+    for body in [&b"[\"Anna\"]"[..], b" [null, null]", b"null", b"\"Anna\""] {
+        let answer = api.send("POST", "/api/employees", Some(ADMIN), body);
+        assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(body));
+        let answer = api.send(
+            "POST",
+            &format!("/api/dialogs/{SOME_ID}/claim"),
+            Some(&token),
+            body,
+        );
+        assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(body));
+    }
     let answer = api.send(
         "POST",
         "/settings/integrations/vk-group/call-back",

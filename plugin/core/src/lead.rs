@@ -380,8 +380,7 @@ impl Core<'_> {
             return Err(Error::invalid("sku", "must be at most 64 characters"));
         }
         let quantity = parse_quantity(&item.quantity)?;
-        let price = parse_fixed(&item.price, PRICE_DIGITS, 1_000_000_000_000)
-            .map_err(|reason| Error::invalid("price", reason))?;
+        let price = parse_price(&item.price)?;
         let currency = item
             .currency
             .as_deref()
@@ -491,12 +490,19 @@ fn require_bounded_total(lead: &Lead, field: &'static str) -> Result<(), Error> 
     }
 }
 
-fn parse_quantity(text: &str) -> Result<i64, Error> {
+/// A quantity of goods as entered (`"2"`, `"1.5"`) → thousandths; more than zero.
+pub fn parse_quantity(text: &str) -> Result<i64, Error> {
     match parse_fixed(text, QUANTITY_DIGITS, 1_000_000_000) {
         Ok(0) => Err(Error::invalid("quantity", "must be greater than zero")),
         Ok(quantity) => Ok(quantity),
         Err(reason) => Err(Error::invalid("quantity", reason)),
     }
+}
+
+/// A price as entered (`"150"`, `"150.00"`) → kopecks; [`format_money`] writes it back.
+pub fn parse_price(text: &str) -> Result<i64, Error> {
+    parse_fixed(text, PRICE_DIGITS, 1_000_000_000_000)
+        .map_err(|reason| Error::invalid("price", reason))
 }
 
 /// Parses a non-negative decimal text into an integer of `digits` fraction digits, refusing

@@ -47,8 +47,14 @@ pub(crate) struct Envelope<'a> {
 pub const MAX_DEPTH: usize = 32;
 
 impl<'a> Envelope<'a> {
+    /// The envelope of a callback, which is a JSON object (an array is not read as its
+    /// fields in order).
     pub fn parse(body: &'a [u8]) -> Result<Envelope<'a>, Error> {
-        serde_json::from_slice(body).map_err(|e| Error::MalformedBody(e.to_string()))
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::MalformedBody("it must be a JSON object".into()));
+        }
+        serde_json::from_str(json_text(body).map_err(Error::MalformedBody)?)
+            .map_err(|e| Error::MalformedBody(e.to_string()))
     }
 
     /// The event's object (`null` when there is none), parsed once its sender is checked.
@@ -67,7 +73,13 @@ pub fn parse_bounded<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, S
     if nesting(json) > MAX_DEPTH {
         return Err(format!("it nests deeper than {MAX_DEPTH} levels"));
     }
-    serde_json::from_slice(json).map_err(|e| e.to_string())
+    serde_json::from_str(json_text(json)?).map_err(|e| e.to_string())
+}
+
+/// JSON text is UTF-8 (RFC 8259 §8.1). serde_json checks that only in the strings it keeps:
+/// a byte that is not UTF-8 in a field nobody reads would pass unnoticed.
+fn json_text(json: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(json).map_err(|e| format!("it is not UTF-8: {e}"))
 }
 
 /// The deepest nesting of arrays and objects in JSON text (brackets inside strings do not
@@ -449,6 +461,37 @@ mod tests {
             parse_bounded::<Value>(bounded.as_bytes()),
             Ok(Value::Array(_))
         ));
+    }
+
+    #[test]
+    fn json_that_is_not_utf8_is_refused_also_where_nothing_reads_it() {
+        // Found by the `callback` fuzz target: the stray byte sat in a field the envelope
+        // ignores, and the callback was answered `ok`.
+        let body =
+            b"{\"group_id\": 218765432, \"type\": \"f3a\", \"\": \"5\x9f\", \"secret\":\"s\"}";
+        assert!(matches!(
+            Envelope::parse(body),
+            Err(Error::MalformedBody(why)) if why.starts_with("it is not UTF-8")
+        ));
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let body = b"{\"name\": \"Olga\", \"note\": \"\xff\"}";
+        assert!(parse_bounded::<Named>(body).is_err_and(|why| why.starts_with("it is not UTF-8")));
+        let named: Named = parse_bounded("{\"name\": \"Olga\", \"note\": \"é\"}".as_bytes())
+            .expect("UTF-8 passes");
+        assert_eq!(named.name, "Olga");
+    }
+
+    #[test]
+    fn an_envelope_is_an_object_never_an_array_of_its_fields() {
+        for body in [&b"[\"confirmation\", 218765432]"[..], b" null", b"\"x\""] {
+            assert!(matches!(
+                Envelope::parse(body),
+                Err(Error::MalformedBody(why)) if why == "it must be a JSON object"
+            ));
+        }
     }
 
     #[test]
