@@ -43,12 +43,18 @@ lint: setup
 	$(CARGO) clippy --workspace --exclude vk-plugin --exclude vk-spin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-plugin --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p vk-spin --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
+	$(CARGO) +nightly clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 # The host's tests resolve features like `make run` (vk-spin's native dependencies stay out),
-# so tests, `run` and `bench` share one build of wasmtime. vk-spin's own unit tests run apart.
-test: plugin faulty-plugin spin-plugin browser-setup postgres-setup lint
+# so tests, `run` and `bench` share one build of wasmtime (vk-spin holds no tests of its own:
+# its store's logic is vk_core::sql, tested natively).
+# Then the schema-driven test against the host those tests built, and a short run of each
+# fuzz target (the long run is `make fuzz`).
+test: plugin faulty-plugin spin-plugin browser-setup postgres-setup lint fuzz-setup
 	$(CARGO) test --workspace --exclude vk-plugin --exclude vk-spin
-	$(CARGO) test -p vk-spin --lib
+	$(MAKE) schema-test
+	$(MAKE) fuzz-smoke
 
 bench: plugin spin-plugin
 	$(CARGO) run -p vk-host -- bench $(ARGS)
