@@ -20,7 +20,12 @@ pub fn plugin_key(key: &str) -> String {
 
 /// The 64-bit FNV-1a hash of `bytes`: the journal's checksums and PostgreSQL's key locks.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+    fnv1a_on(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// FNV-1a of `bytes` going on from `hash`, the hash of what came before them.
+pub(crate) fn fnv1a_on(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
