@@ -3,7 +3,7 @@
 //! One writer thread takes the commits that arrived together (group commit), decides each
 //! against the current state (each keeps its own all-or-nothing and its own conflicts),
 //! appends what the accepted ones wrote to the journal as one record, makes it durable
-//! (`fdatasync`), and only then shows it to readers and answers the callers. The journal is
+//! (`O_DSYNC`), and only then shows it to readers and answers the callers. The journal is
 //! an append-only file: a batch costs one sequential write and one sync, however scattered
 //! its keys are in the database file. A journal whose commits are all in the file is kept as
 //! the spare and becomes the next journal: its records are overwritten in place, so a sync
@@ -47,7 +47,10 @@ const JOURNAL_MARK: &[u8; 8] = b"vkjrnl02";
 /// The most commits one journal record (and its one sync) carries.
 const MAX_BATCH: usize = 256;
 /// Keys in the overlay at which they are moved into the database file.
-const CHECKPOINT_ENTRIES: usize = 16_384;
+const CHECKPOINT_ENTRIES: usize = 65_536;
+/// Keys a checkpoint writes in one transaction: each one's sync is short, so the journal's
+/// writes do not queue behind one long sync of them all.
+const CHECKPOINT_CHUNK: usize = 4_096;
 /// How long the writer waits for commits before it moves the overlay into the file anyway.
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
 
@@ -188,6 +191,7 @@ impl Journal {
     /// spare, durably: its name is synced into the folder, so a crash cannot lose the file
     /// with the commits written to it.
     fn create(db: &Path, generation: u64) -> anyhow::Result<Journal> {
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = journal_path(db, generation);
         if std::fs::rename(spare_path(db), &path).is_err() {
             private_file(&path)?;
@@ -195,7 +199,12 @@ impl Journal {
             file.write_all(JOURNAL_MARK)?;
             file.sync_data()?;
         }
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        // Each write is durable when it returns (`O_DSYNC`): on this machine that costs a
+        // third less CPU than a write followed by `fdatasync`.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DSYNC)
+            .open(&path)?;
         std::fs::File::open(folder(db))?.sync_all()?;
         Ok(Journal {
             file,
@@ -210,7 +219,6 @@ impl Journal {
     fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt as _;
         self.file.write_all_at(record, self.end)?;
-        self.file.sync_data()?;
         self.end += record.len() as u64;
         Ok(())
     }
@@ -324,9 +332,12 @@ fn replay(db: &Database, journals: &[(u64, PathBuf)]) -> anyhow::Result<usize> {
     Ok(state.len())
 }
 
-/// Writes `layer` into the file in one durable transaction, moving the clock past its
-/// versions.
-fn apply(db: &Database, layer: &Layer) -> Result<(), redb::Error> {
+/// Writes `layer`'s entries into the file in one durable transaction, moving the clock past
+/// their versions.
+fn apply<'a>(
+    db: &Database,
+    layer: impl IntoIterator<Item = (&'a String, &'a Slot)>,
+) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
         let mut table = tx.open_table(ENTRIES)?;
@@ -361,7 +372,10 @@ struct Writer {
     /// The last version handed out.
     clock: u64,
     /// The checkpoint in progress, if any; it answers whether the file took the keys.
-    checkpoint: Option<JoinHandle<bool>>,
+    checkpoint: Option<JoinHandle<Checkpointed>>,
+    /// The journal to go on in at the next checkpoint, made ready beforehand: making one
+    /// ready syncs the folder, which the writer must not wait for.
+    next: Option<Journal>,
     /// The file as of the last checkpoint the writer saw end: the writer reads versions of
     /// keys that are in neither overlay layer from it. Beginning a read transaction may wait
     /// for a checkpoint's commit to end, which the writer must never do per batch.
@@ -407,6 +421,7 @@ impl Writer {
                 path: path.to_owned(),
             }),
             journal: Journal::create(path, next)?,
+            next: Some(Journal::create(path, next + 1)?),
             clock,
             checkpoint: None,
             snapshot,
@@ -527,16 +542,21 @@ impl Writer {
 
     /// Takes note of a checkpoint that ended: if the file took its keys, readers find them
     /// there from now on, and the writer reads the file as it is now.
-    fn ended(&mut self, checkpoint: JoinHandle<bool>) {
-        if !checkpoint.join().unwrap_or(false) {
+    fn ended(&mut self, checkpoint: JoinHandle<Checkpointed>) {
+        let Ok(Checkpointed { took: true, next }) = checkpoint.join() else {
             return;
-        }
+        };
+        self.next = next;
         match self.shared.db.begin_read() {
             Ok(snapshot) => {
                 self.snapshot = snapshot;
-                let mut overlay = self.shared.overlay_mut();
-                overlay.frozen = Arc::new(Layer::new());
-                overlay.emptied += 1;
+                let moved = {
+                    let mut overlay = self.shared.overlay_mut();
+                    overlay.emptied += 1;
+                    std::mem::take(&mut overlay.frozen)
+                };
+                // Freed after readers may go on: that is one allocation per key.
+                drop(moved);
             }
             Err(error) => eprintln!("vk-host: cannot read the database file: {error}"),
         }
@@ -556,7 +576,12 @@ impl Writer {
         if !due(&self.shared.overlay()) {
             return;
         }
-        let next = match Journal::create(&self.shared.path, self.journal.generation + 1) {
+        let generation = self.journal.generation + 1;
+        let ready = self
+            .next
+            .take()
+            .filter(|next| next.generation == generation);
+        let next = match ready.map_or_else(|| Journal::create(&self.shared.path, generation), Ok) {
             Ok(next) => next,
             Err(error) => {
                 eprintln!("vk-host: cannot start a new journal: {error:#}");
@@ -566,8 +591,16 @@ impl Writer {
         let closed = std::mem::replace(&mut self.journal, next).generation;
         let frozen = {
             let mut overlay = self.shared.overlay_mut();
-            let mut frozen = Layer::clone(&overlay.frozen);
-            frozen.extend(std::mem::take(&mut overlay.active));
+            let active = std::mem::take(&mut overlay.active);
+            // After a checkpoint that failed, the next takes its keys along (rare: the
+            // merge holds readers back).
+            let frozen = if overlay.frozen.is_empty() {
+                active
+            } else {
+                let mut frozen = Layer::clone(&overlay.frozen);
+                frozen.extend(active);
+                frozen
+            };
             overlay.frozen = Arc::new(frozen);
             overlay.frozen.clone()
         };
@@ -582,12 +615,27 @@ impl Writer {
     }
 }
 
+/// How a checkpoint ended.
+struct Checkpointed {
+    /// The file took the keys.
+    took: bool,
+    /// The journal after the one the writer went on in, made ready.
+    next: Option<Journal>,
+}
+
 /// Moves `frozen` into the file, then keeps the last of the journals up to `closed` as the
-/// spare (if there is none) and deletes the others; answers whether the file took the keys.
-fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) -> bool {
-    if let Err(error) = apply(&shared.db, frozen) {
-        eprintln!("vk-host: the journal stays until the database file takes it: {error}");
-        return false;
+/// spare (if there is none), deletes the others, and makes the spare ready as the journal
+/// after the next.
+fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) -> Checkpointed {
+    let entries: Vec<(&String, &Slot)> = frozen.iter().collect();
+    for chunk in entries.chunks(CHECKPOINT_CHUNK) {
+        if let Err(error) = apply(&shared.db, chunk.iter().copied()) {
+            eprintln!("vk-host: the journal stays until the database file takes it: {error}");
+            return Checkpointed {
+                took: false,
+                next: None,
+            };
+        }
     }
     let spare = spare_path(&shared.path);
     for (generation, path) in journals(&shared.path).unwrap_or_default().iter().rev() {
@@ -595,7 +643,10 @@ fn checkpoint(shared: &Shared, frozen: &Layer, closed: u64) -> bool {
             std::fs::remove_file(path).ok();
         }
     }
-    true
+    Checkpointed {
+        took: true,
+        next: Journal::create(&shared.path, closed + 2).ok(),
+    }
 }
 
 /// The entries of `layer` from `start` on under `prefix` (not `after` itself), up to and
@@ -1113,8 +1164,15 @@ mod tests {
         assert_eq!((new.value.as_slice(), new.version), (&b"b"[..], 21));
         let legacy = store.get("legacy").expect("reads").expect("replayed");
         assert_eq!(legacy.value, b"kept");
-        assert_eq!(all(&store, "old/", 10), Vec::new(), "nothing of its old life");
-        assert!(!spare_path(&path).exists(), "a spare of an earlier run is gone");
+        assert_eq!(
+            all(&store, "old/", 10),
+            Vec::new(),
+            "nothing of its old life"
+        );
+        assert!(
+            !spare_path(&path).exists(),
+            "a spare of an earlier run is gone"
+        );
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
@@ -1124,14 +1182,19 @@ mod tests {
         let (dir, path) = temp_db();
         let store = DbStore::open(&path).expect("opens");
         let keys = CHECKPOINT_ENTRIES + 100;
-        for n in 0..keys {
-            store
-                .commit(vec![put(&format!("k/{n:06}"), b"v", Some(0))])
-                .expect("commits");
-        }
+        // Every key once, 100 to a commit.
+        let write_all = |value: &[u8], expect: Option<u64>| {
+            for first in (0..keys).step_by(100) {
+                let writes = (first..keys.min(first + 100))
+                    .map(|n| put(&format!("k/{n:06}"), value, expect))
+                    .collect();
+                store.commit(writes).expect("commits");
+            }
+        };
+        write_all(b"v", Some(0));
         // The checkpoint runs beside the writer; wait for it to finish.
         let started = std::time::Instant::now();
-        while journals(&path).expect("lists").len() > 1 {
+        while journals(&path).expect("lists")[0].0 == 0 {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "a checkpoint ends"
@@ -1140,14 +1203,19 @@ mod tests {
         }
         assert!(store.shared.overlay().active.len() < keys);
         assert_eq!(all(&store, "k/", 1000).len(), keys);
-        assert!(spare_path(&path).exists(), "the moved journal is kept as the spare");
-        // The spare becomes the next journal; what is committed in it survives reopening.
+        let generations: Vec<u64> = journals(&path)
+            .expect("lists")
+            .iter()
+            .map(|j| j.0)
+            .collect();
+        assert_eq!(
+            generations,
+            [1, 2],
+            "the moved journal is made ready as the next"
+        );
+        // It becomes the next journal; what is committed in it survives reopening.
         for round in 0..2 {
-            for n in 0..keys {
-                store
-                    .commit(vec![put(&format!("k/{n:06}"), &[round], None)])
-                    .expect("commits");
-            }
+            write_all(&[round], None);
         }
         drop(store);
         let store = DbStore::open(&path).expect("reopens");
