@@ -18,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::database::Durability;
 use crate::plugin::bindings::VkPlugin;
 use crate::plugin::bindings::exports::mybusiness::vk::{api, outbox};
 use crate::plugin::bindings::mybusiness::vk::types;
@@ -44,6 +45,9 @@ pub struct App {
     /// Requests go to the same crates linked into this host instead of the component
     /// (`serve --native`): a reference for measurements, without the guest's isolation.
     pub native: bool,
+    /// The durable store's progress (`serve --db` on a file): no answer leaves before the
+    /// commits it could rest on are durable.
+    pub durability: Option<Arc<Durability>>,
 }
 
 /// Why a call did not reach an answer of the guest (the plugin, or the Spin component
@@ -303,9 +307,28 @@ impl App {
                 .collect(),
             body: body.to_vec(),
         };
-        if self.native {
-            return self.natively(slots, request).await;
+        let answer = if self.native {
+            self.natively(slots, request).await
+        } else {
+            self.through_component(slots, request).await
+        };
+        self.once_durable(answer).await
+    }
+
+    /// `answer` once every commit decided before it is durable (whatever it says may rest on
+    /// them, as may what the caller does next), or a refusal if they never will be.
+    async fn once_durable(&self, answer: Response) -> Response {
+        let Some(durability) = &self.durability else {
+            return answer;
+        };
+        match durability.reached(durability.mark()).await {
+            Ok(()) => answer,
+            Err(why) => from_api(vk_api::Response::from_error(&vk_core::Error::Storage(why))),
         }
+    }
+
+    /// Serves a request through the plugin's `api` export.
+    async fn through_component(&self, slots: &Arc<Semaphore>, request: api::Request) -> Response {
         let config = api::HostConfig {
             admin_token: self.admin_token.as_deref().map(str::to_owned),
             public_url: self.public_url.as_deref().map(str::to_owned),

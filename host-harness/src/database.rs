@@ -1,22 +1,29 @@
 //! The embedded database: a redb file with a journal in front of it.
 //!
-//! One writer thread takes the commits that arrived together (group commit), decides each
-//! against the current state (each keeps its own all-or-nothing and its own conflicts),
-//! appends what the accepted ones wrote to the journal as one record, makes it durable
-//! (`O_DSYNC`), and only then shows it to readers and answers the callers. The journal is
-//! an append-only file: a batch costs one sequential write and one sync, however scattered
-//! its keys are in the database file. A journal whose commits are all in the file is kept as
-//! the spare and becomes the next journal: its records are overwritten in place, so a sync
-//! writes the data alone and not also the file's grown size (half the disk writes of an
-//! append on this machine's ext4); what is left of its old records is never replayed, since
-//! a record's checksum covers the journal's generation.
+//! A commit is decided by its caller at once, one at a time under one lock: its expected
+//! versions are checked against the state every earlier commit left (all or nothing, its
+//! own conflicts), and its writes become visible to readers and pending for the journal.
+//! The flusher thread takes whatever is pending, the commits decided while it wrote the last
+//! record, and appends it to the journal as one record made durable with `O_DSYNC` (group
+//! commit). A commit is not durable when `commit` returns: nothing may leave the host before
+//! what it rests on is, so the host's answers and outbound requests wait for
+//! [`Durability`] to reach what was decided before them (and a journal that cannot be
+//! written refuses every commit from then on). Records hold whole commits and are replayed
+//! in order, so a crash keeps a prefix of the decided commits, and every one anybody was
+//! answered for. The journal is an append-only file: a record costs one sequential write and
+//! one sync, however scattered its keys are in the database file. A journal whose commits
+//! are all in the file is kept as the spare and becomes the next journal: its records are
+//! overwritten in place, so a sync writes the data alone and not also the file's grown size
+//! (half the disk writes of an append on this machine's ext4); what is left of its old
+//! records is never replayed, since a record's checksum covers the journal's generation.
 //!
 //! Readers see the journal's commits not yet in the file through an in-memory overlay. When
-//! the overlay holds [`CHECKPOINT_ENTRIES`] keys (or the writer has been idle for
-//! [`CHECKPOINT_IDLE`]), a checkpointer thread moves it into the redb file in one write
-//! transaction, while the writer goes on in a new journal; once that transaction is durable,
-//! the older journals are deleted. Many commits' writes to the same pages (the newest end of
-//! an index, the change stamp) then cost one page write instead of one per batch.
+//! the overlay holds [`CHECKPOINT_ENTRIES`] keys (or nothing was committed for
+//! [`CHECKPOINT_IDLE`]), a checkpointer thread moves it into the redb file, in write
+//! transactions of [`CHECKPOINT_CHUNK`] keys, while the flusher goes on in a new journal
+//! (made ready beforehand); once the last transaction is durable, the older journals are
+//! deleted. Many commits' writes to the same pages (the newest end of an index, the change
+//! stamp) then cost one page write instead of one per record.
 //!
 //! On opening, the journals left by a stop or a crash are replayed into the file, oldest
 //! first, up to the first record that is incomplete or fails its checksum (a write the crash
@@ -26,7 +33,8 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -44,26 +52,24 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// checksums did not cover the generation).
 const JOURNAL_MARK: &[u8; 8] = b"vkjrnl02";
 
-/// The most commits one journal record (and its one sync) carries.
-const MAX_BATCH: usize = 256;
 /// Keys in the overlay at which they are moved into the database file.
 const CHECKPOINT_ENTRIES: usize = 65_536;
 /// Keys a checkpoint writes in one transaction: each one's sync is short, so the journal's
 /// writes do not queue behind one long sync of them all.
 const CHECKPOINT_CHUNK: usize = 4_096;
-/// How long the writer waits for commits before it moves the overlay into the file anyway.
+/// How long the flusher waits for commits before it moves the overlay into the file anyway.
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
 
 /// A key as the journal left it: its version and value, `None` once deleted.
 type Slot = (u64, Option<Vec<u8>>);
 type Layer = BTreeMap<String, Slot>;
 
-/// Commits made durable in a journal and not yet in the database file.
+/// Commits decided and not yet in the database file (in the journal, or on their way there).
 #[derive(Default)]
 struct Overlay {
     /// Written since the running (or last) checkpoint began.
     active: Layer,
-    /// Being moved into the file; emptied by the writer once the checkpoint is durable.
+    /// Being moved into the file; emptied by the flusher once the checkpoint is durable.
     frozen: Arc<Layer>,
     /// How many times `frozen` was emptied.
     emptied: u64,
@@ -75,15 +81,24 @@ impl Overlay {
     }
 }
 
-/// What the writer, the checkpointer and the readers share.
+/// What the committers, the flusher, the checkpointer and the readers share. Locks are
+/// taken in this order: `decider`, then `overlay`.
 struct Shared {
     db: Database,
     overlay: RwLock<Overlay>,
     /// The database file; its journals are named after it.
     path: PathBuf,
+    decider: Mutex<Decider>,
+    /// Wakes the flusher when something is pending.
+    wake: Condvar,
+    durability: Arc<Durability>,
 }
 
 impl Shared {
+    fn decider(&self) -> MutexGuard<'_, Decider> {
+        self.decider.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn overlay(&self) -> RwLockReadGuard<'_, Overlay> {
         self.overlay.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -93,46 +108,44 @@ impl Shared {
     }
 }
 
-/// One caller's commit, waiting for the writer, and where its answer goes.
-struct Job {
-    writes: Vec<Write>,
-    reply: mpsc::SyncSender<Result<(), StoreError>>,
-}
-
-/// The embedded database file and its journal: ACID, readers never blocked by the writer,
-/// every caller answered only once its commit is durable.
+/// The embedded database file and its journal: ACID, readers never blocked by commits.
+/// A commit is decided at once (all or nothing, against the state all earlier commits left)
+/// and made durable by the flusher together with the others decided meanwhile: what answers
+/// callers waits for that with [`DbStore::durability`].
 pub struct DbStore {
     shared: Arc<Shared>,
-    /// Where callers queue their commits; `None` only while dropping.
-    queue: Option<mpsc::Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
 }
 
 impl DbStore {
     /// Opens (or creates) the database file, readable by its owner only, and replays the
     /// journals a previous run left.
     pub fn open(path: &Path) -> anyhow::Result<DbStore> {
-        let writer = Writer::open(path)?;
-        let shared = writer.shared.clone();
-        let (queue, jobs) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("vk-host-db-writer".into())
-            .spawn(move || writer.run(&jobs))?;
+        let flusher = Flusher::open(path)?;
+        let shared = flusher.shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("vk-host-db-flusher".into())
+            .spawn(move || flusher.run())?;
         Ok(DbStore {
             shared,
-            queue: Some(queue),
-            writer: Some(writer),
+            flusher: Some(flusher),
         })
+    }
+
+    /// Where the commits stand on their way to the disk.
+    pub fn durability(&self) -> Arc<Durability> {
+        self.shared.durability.clone()
     }
 }
 
 impl Drop for DbStore {
-    /// Lets the writer finish what is queued and move the overlay into the file, and waits
+    /// Lets the flusher write what is pending and move the overlay into the file, and waits
     /// for it, so the file is closed (and may be opened again) once the store is gone.
     fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(writer) = self.writer.take() {
-            writer.join().ok();
+        self.shared.decider().closing = true;
+        self.shared.wake.notify_one();
+        if let Some(flusher) = self.flusher.take() {
+            flusher.join().ok();
         }
     }
 }
@@ -365,27 +378,134 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// The writer thread's state.
-struct Writer {
-    shared: Arc<Shared>,
-    journal: Journal,
+/// Commits are decided by their callers, one at a time, and made durable by the flusher.
+struct Decider {
     /// The last version handed out.
     clock: u64,
+    /// The file as of the last checkpoint the flusher saw end: versions of keys that are in
+    /// neither overlay layer are read from it. Beginning a read transaction may wait for a
+    /// checkpoint's commit to end, which a commit must never do.
+    snapshot: redb::ReadTransaction,
+    /// What the commits decided since the last journal write set, to go into the next one.
+    pending: Layer,
+    /// How many commits that wrote something were decided; `pending` holds the last ones.
+    decided: u64,
+    /// Why the journal could not be written: every commit is refused from then on.
+    failed: Option<String>,
+    /// The store is being dropped: the flusher writes what is pending and ends.
+    closing: bool,
+}
+
+/// Where the commits stand on their way to the disk. A commit is visible to readers as soon
+/// as it is decided, and durable once the flusher has written it to the journal: nothing may
+/// leave the host (an answer, an outbound request) before everything it could rest on is
+/// durable, which is what [`Durability::mark`] and the waits are for.
+pub struct Durability {
+    /// Commits decided, as [`Decider::decided`] (readable without its lock).
+    decided: AtomicU64,
+    progress: Mutex<Progress>,
+    /// Blocking waiters.
+    changed: Condvar,
+    /// Waiting tasks.
+    reached: tokio::sync::Notify,
+}
+
+struct Progress {
+    /// Commits written to the journal.
+    durable: u64,
+    /// Why the journal could not be written.
+    failed: Option<String>,
+}
+
+impl Durability {
+    fn new(decided: u64) -> Durability {
+        Durability {
+            decided: AtomicU64::new(decided),
+            progress: Mutex::new(Progress {
+                durable: decided,
+                failed: None,
+            }),
+            changed: Condvar::new(),
+            reached: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Covers every commit decided until now, and so everything a reader has seen.
+    pub fn mark(&self) -> u64 {
+        self.decided.load(Ordering::Acquire)
+    }
+
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the commits up to `mark` are durable, or why they never will be; `None` while
+    /// they are on their way.
+    fn settled(progress: &Progress, mark: u64) -> Option<Result<(), String>> {
+        if progress.durable >= mark {
+            Some(Ok(()))
+        } else {
+            progress.failed.clone().map(Err)
+        }
+    }
+
+    /// Waits, blocking the thread, until the commits up to `mark` are durable.
+    pub fn wait(&self, mark: u64) -> Result<(), String> {
+        let mut progress = self.progress();
+        loop {
+            if let Some(settled) = Self::settled(&progress, mark) {
+                return settled;
+            }
+            progress = self
+                .changed
+                .wait(progress)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until the commits up to `mark` are durable.
+    pub async fn reached(&self, mark: u64) -> Result<(), String> {
+        loop {
+            let reached = self.reached.notified();
+            tokio::pin!(reached);
+            reached.as_mut().enable();
+            if let Some(settled) = Self::settled(&self.progress(), mark) {
+                return settled;
+            }
+            reached.await;
+        }
+    }
+
+    /// Notes how far the journal goes, or why it could not be written.
+    fn settle(&self, durable: Result<u64, String>) {
+        {
+            let mut progress = self.progress();
+            match durable {
+                Ok(durable) => progress.durable = durable,
+                Err(why) => progress.failed = Some(why),
+            }
+        }
+        self.changed.notify_all();
+        self.reached.notify_waiters();
+    }
+}
+
+/// The flusher thread's state: it writes what the commits decided to the journal, as one
+/// record per write (group commit), and moves the overlay into the file now and then.
+struct Flusher {
+    shared: Arc<Shared>,
+    journal: Journal,
     /// The checkpoint in progress, if any; it answers whether the file took the keys.
     checkpoint: Option<JoinHandle<Checkpointed>>,
     /// The journal to go on in at the next checkpoint, made ready beforehand: making one
-    /// ready syncs the folder, which the writer must not wait for.
+    /// ready syncs the folder, which the flusher must not wait for.
     next: Option<Journal>,
-    /// The file as of the last checkpoint the writer saw end: the writer reads versions of
-    /// keys that are in neither overlay layer from it. Beginning a read transaction may wait
-    /// for a checkpoint's commit to end, which the writer must never do per batch.
-    snapshot: redb::ReadTransaction,
 }
 
-impl Writer {
+impl Flusher {
     /// Opens the database file (creating it readable by its owner only), replays the
     /// journals a previous run left, and starts a new journal.
-    fn open(path: &Path) -> anyhow::Result<Writer> {
+    fn open(path: &Path) -> anyhow::Result<Flusher> {
         private_file(path)?;
         let db = Database::create(path)
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
@@ -414,45 +534,53 @@ impl Writer {
             meta.get("clock")?.map_or(0, |v| v.value())
         };
         let snapshot = db.begin_read()?;
-        Ok(Writer {
+        Ok(Flusher {
             shared: Arc::new(Shared {
                 db,
                 overlay: RwLock::new(Overlay::default()),
                 path: path.to_owned(),
+                decider: Mutex::new(Decider {
+                    clock,
+                    snapshot,
+                    pending: Layer::new(),
+                    decided: 0,
+                    failed: None,
+                    closing: false,
+                }),
+                wake: Condvar::new(),
+                durability: Arc::new(Durability::new(0)),
             }),
             journal: Journal::create(path, next)?,
             next: Some(Journal::create(path, next + 1)?),
-            clock,
             checkpoint: None,
-            snapshot,
         })
     }
 
-    /// Takes every commit queued (at most [`MAX_BATCH`]), makes the accepted ones durable
-    /// in the journal, answers each, and starts again; ends when the store is dropped, after
-    /// moving the overlay into the file.
-    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+    /// Writes what is pending whenever there is some, and starts again; ends when the store
+    /// is dropped, after writing the last of it and moving the overlay into the file.
+    fn run(mut self) {
         loop {
-            let first = match jobs.recv_timeout(CHECKPOINT_IDLE) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.checkpoint_when(|overlay| !overlay.active.is_empty());
-                    continue;
+            let (pending, decided, closing) = {
+                let mut decider = self.shared.decider();
+                if decider.pending.is_empty() && !decider.closing {
+                    let (woken, waited) = self
+                        .shared
+                        .wake
+                        .wait_timeout(decider, CHECKPOINT_IDLE)
+                        .unwrap_or_else(|e| e.into_inner());
+                    decider = woken;
+                    if waited.timed_out() && decider.pending.is_empty() {
+                        drop(decider);
+                        self.checkpoint_when(|overlay| !overlay.active.is_empty());
+                        continue;
+                    }
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                let pending = std::mem::take(&mut decider.pending);
+                (pending, decider.decided, decider.closing)
             };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            let writes: Vec<&[Write]> = batch.iter().map(|job| job.writes.as_slice()).collect();
-            let answers = self.commit(&writes);
-            for (job, answer) in batch.into_iter().zip(answers) {
-                // A caller that went away needs no answer.
-                job.reply.send(answer).ok();
+            self.flush(&pending, decided);
+            if closing && pending.is_empty() {
+                break;
             }
             self.checkpoint_when(|overlay| overlay.active.len() >= CHECKPOINT_ENTRIES);
         }
@@ -465,83 +593,30 @@ impl Writer {
         }
     }
 
-    /// Decides each commit in order against the current state (which includes the commits
-    /// before it in the batch), makes the accepted ones durable in one journal record, then
-    /// shows them to readers. Returns each commit's answer.
-    fn commit(&mut self, commits: &[&[Write]]) -> Vec<Result<(), StoreError>> {
-        let (answers, accepted) = match self.decide(commits) {
-            Ok(decided) => decided,
-            Err(error) => return vec![Err(error); commits.len()],
-        };
-        if accepted.is_empty() {
-            return answers;
+    /// Writes `pending` (the commits up to `decided`) to the journal as one record, and
+    /// tells the waiters. A journal that cannot be written fails the store: its readers may
+    /// have seen those commits, so no later commit may land as if they had not been made.
+    fn flush(&mut self, pending: &Layer, decided: u64) {
+        if pending.is_empty() {
+            return;
         }
-        if let Err(error) = self
+        let written = self
             .journal
-            .append(&encode(&accepted, self.journal.generation))
-        {
-            let error = unavailable(format!("cannot write the journal: {error}"));
-            return answers
-                .into_iter()
-                .map(|answer| answer.and(Err(error.clone())))
-                .collect();
-        }
-        self.shared.overlay_mut().active.extend(accepted);
-        answers
-    }
-
-    fn decide(
-        &mut self,
-        commits: &[&[Write]],
-    ) -> Result<(Vec<Result<(), StoreError>>, Layer), StoreError> {
-        let overlay = self.shared.overlay();
-        let table = self.snapshot.open_table(ENTRIES).map_err(unavailable)?;
-        let mut accepted = Layer::new();
-        let mut answers = Vec::with_capacity(commits.len());
-        for writes in commits {
-            let mut holds = true;
-            for write in writes.iter() {
-                let Some(expected) = write.expect else {
-                    continue;
-                };
-                let current = match accepted.get(&write.key).or_else(|| overlay.get(&write.key)) {
-                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
-                    None => table
-                        .get(write.key.as_str())
-                        .map_err(unavailable)?
-                        .map_or(0, |row| row.value().0),
-                };
-                if current != expected {
-                    holds = false;
-                    break;
-                }
+            .append(&encode(pending, self.journal.generation));
+        let settled = match written {
+            Ok(()) => Ok(decided),
+            Err(error) => {
+                let why = format!("cannot write the journal: {error}");
+                eprintln!("vk-host: {why}; no commit is taken until a restart");
+                self.shared.decider().failed = Some(why.clone());
+                Err(why)
             }
-            if !holds {
-                answers.push(Err(StoreError::Conflict));
-                continue;
-            }
-            for write in writes.iter() {
-                match &write.change {
-                    Change::Put(value) => {
-                        self.clock += 1;
-                        accepted.insert(write.key.clone(), (self.clock, Some(value.clone())));
-                    }
-                    // A deletion carries the clock, so that a checkpoint or a replay moves
-                    // the file's clock past the deleted key's versions too: a key created
-                    // again after a restart never gets a version it had.
-                    Change::Delete => {
-                        accepted.insert(write.key.clone(), (self.clock, None));
-                    }
-                    Change::Check => {}
-                }
-            }
-            answers.push(Ok(()));
-        }
-        Ok((answers, accepted))
+        };
+        self.shared.durability.settle(settled);
     }
 
     /// Takes note of a checkpoint that ended: if the file took its keys, readers find them
-    /// there from now on, and the writer reads the file as it is now.
+    /// there from now on, and commits read the file as it is now.
     fn ended(&mut self, checkpoint: JoinHandle<Checkpointed>) {
         let Ok(Checkpointed { took: true, next }) = checkpoint.join() else {
             return;
@@ -549,8 +624,9 @@ impl Writer {
         self.next = next;
         match self.shared.db.begin_read() {
             Ok(snapshot) => {
-                self.snapshot = snapshot;
                 let moved = {
+                    let mut decider = self.shared.decider();
+                    decider.snapshot = snapshot;
                     let mut overlay = self.shared.overlay_mut();
                     overlay.emptied += 1;
                     std::mem::take(&mut overlay.frozen)
@@ -563,9 +639,9 @@ impl Writer {
     }
 
     /// Starts moving the overlay into the file if `due` says so and no checkpoint is
-    /// running: the writer goes on in a new journal, and the older journals are deleted once
-    /// the file has everything they hold. A checkpoint that failed leaves its keys in the
-    /// overlay and its journals in place; the next one takes them along.
+    /// running: the flusher goes on in a new journal, and the older journals are deleted
+    /// once the file has everything they hold. A checkpoint that failed leaves its keys in
+    /// the overlay and its journals in place; the next one takes them along.
     fn checkpoint_when(&mut self, due: impl Fn(&Overlay) -> bool) {
         if self.checkpoint.as_ref().is_some_and(|c| !c.is_finished()) {
             return;
@@ -588,8 +664,11 @@ impl Writer {
                 return;
             }
         };
-        let closed = std::mem::replace(&mut self.journal, next).generation;
-        let frozen = {
+        // Everything in the overlay goes to the file; what of it is not in the journal yet
+        // goes to the journal being closed, and commits decided from now on to the next.
+        let (frozen, pending, decided) = {
+            let mut decider = self.shared.decider();
+            let pending = std::mem::take(&mut decider.pending);
             let mut overlay = self.shared.overlay_mut();
             let active = std::mem::take(&mut overlay.active);
             // After a checkpoint that failed, the next takes its keys along (rare: the
@@ -602,8 +681,13 @@ impl Writer {
                 frozen
             };
             overlay.frozen = Arc::new(frozen);
-            overlay.frozen.clone()
+            (overlay.frozen.clone(), pending, decider.decided)
         };
+        self.flush(&pending, decided);
+        if self.shared.decider().failed.is_some() {
+            return;
+        }
+        let closed = std::mem::replace(&mut self.journal, next).generation;
         let shared = self.shared.clone();
         let started = std::thread::Builder::new()
             .name("vk-host-db-checkpoint".into())
@@ -619,7 +703,7 @@ impl Writer {
 struct Checkpointed {
     /// The file took the keys.
     took: bool,
-    /// The journal after the one the writer went on in, made ready.
+    /// The journal after the one the flusher went on in, made ready.
     next: Option<Journal>,
 }
 
@@ -780,18 +864,67 @@ impl Store for DbStore {
         Ok(entries)
     }
 
+    /// Decides the commit against the current state: each expected version must hold
+    /// (a deleted key's is 0); then its writes are visible, with new versions, and pending
+    /// for the journal.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let queue = self
-            .queue
-            .as_ref()
-            .ok_or_else(|| unavailable("the store is closing"))?;
-        queue
-            .send(Job { writes, reply })
-            .map_err(|_| unavailable("the database writer has stopped"))?;
-        answer
-            .recv()
-            .map_err(|_| unavailable("the database writer has stopped"))?
+        let mut decider = self.shared.decider();
+        if let Some(why) = &decider.failed {
+            return Err(unavailable(why));
+        }
+        if decider.closing {
+            return Err(unavailable("the store is closing"));
+        }
+        {
+            let overlay = self.shared.overlay();
+            let table = decider.snapshot.open_table(ENTRIES).map_err(unavailable)?;
+            for write in &writes {
+                let Some(expected) = write.expect else {
+                    continue;
+                };
+                let current = match overlay.get(&write.key) {
+                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
+                    None => table
+                        .get(write.key.as_str())
+                        .map_err(unavailable)?
+                        .map_or(0, |row| row.value().0),
+                };
+                if current != expected {
+                    return Err(StoreError::Conflict);
+                }
+            }
+        }
+        let decider = &mut *decider;
+        let mut overlay = self.shared.overlay_mut();
+        let mut wrote = false;
+        for write in writes {
+            let slot = match write.change {
+                Change::Put(value) => {
+                    decider.clock += 1;
+                    (decider.clock, Some(value))
+                }
+                // A deletion carries the clock, so that a checkpoint or a replay moves the
+                // file's clock past the deleted key's versions too: a key created again
+                // after a restart never gets a version it had.
+                Change::Delete => (decider.clock, None),
+                Change::Check => continue,
+            };
+            overlay.active.insert(write.key.clone(), slot.clone());
+            decider.pending.insert(write.key, slot);
+            wrote = true;
+        }
+        if wrote {
+            // Counted before readers can see the writes: a mark taken after seeing them
+            // covers them.
+            decider.decided += 1;
+            self.shared
+                .durability
+                .decided
+                .store(decider.decided, Ordering::Release);
+            drop(overlay);
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -799,15 +932,6 @@ impl Store for DbStore {
 mod tests {
     use super::*;
     use crate::storage::tests::put;
-
-    /// Reads what `writer` committed, as the store's readers do.
-    fn reader(writer: &Writer) -> DbStore {
-        DbStore {
-            shared: writer.shared.clone(),
-            queue: None,
-            writer: None,
-        }
-    }
 
     #[test]
     fn the_database_commits_all_or_nothing_and_survives_reopening() {
@@ -857,33 +981,28 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_commits_in_one_batch_fail_alone_and_write_nothing() {
+    fn conflicting_commits_fail_alone_write_nothing_and_later_ones_rest_on_earlier_ones() {
         let (dir, path) = temp_db();
-        let mut writer = Writer::open(&path).expect("opens");
-        let store = reader(&writer);
-        assert_eq!(writer.commit(&[&[put("seen", b"0", None)]]), [Ok(())]);
+        let store = DbStore::open(&path).expect("opens");
+        let durability = store.durability();
+        store
+            .commit(vec![put("seen", b"0", None)])
+            .expect("commits");
         let seen = store.get("seen").expect("reads").expect("present").version;
-        let first = [put("k", b"first", Some(0)), put("first/side", b"1", None)];
-        let second = [put("k", b"second", Some(0)), put("second/side", b"2", None)];
-        let apart = [put("apart", b"3", Some(0))];
-        // Rests on a key the batch's first commit does not touch, at the version read.
-        let checked = [
-            Write {
-                key: "seen".into(),
-                change: Change::Check,
-                expect: Some(seen),
-            },
-            put("checked/side", b"4", None),
-        ];
-        let stale = [
-            Write {
-                key: "seen".into(),
-                change: Change::Check,
-                expect: Some(seen + 100),
-            },
-            put("stale/side", b"5", None),
-        ];
-        let answers = writer.commit(&[&first, &second, &apart, &checked, &stale]);
+        let check = |expect| Write {
+            key: "seen".into(),
+            change: Change::Check,
+            expect: Some(expect),
+        };
+        let answers = [
+            vec![put("k", b"first", Some(0)), put("first/side", b"1", None)],
+            vec![put("k", b"second", Some(0)), put("second/side", b"2", None)],
+            vec![put("apart", b"3", Some(0))],
+            // Rests on a key the first commit does not touch, at the version read.
+            vec![check(seen), put("checked/side", b"4", None)],
+            vec![check(seen + 100), put("stale/side", b"5", None)],
+        ]
+        .map(|writes| store.commit(writes));
         assert_eq!(
             answers,
             [
@@ -894,22 +1013,71 @@ mod tests {
                 Err(StoreError::Conflict)
             ]
         );
-        let value = |key: &str| store.get(key).expect("reads").map(|e| e.value);
+        let value = |key: &str| value_of(&store, key);
         assert_eq!(value("k").as_deref(), Some(&b"first"[..]));
         assert!(value("first/side").is_some());
         assert_eq!(value("second/side"), None, "the loser wrote nothing");
         assert_eq!(value("stale/side"), None, "the stale check wrote nothing");
         assert!(value("apart").is_some() && value("checked/side").is_some());
 
-        // A later commit of a batch sees the earlier ones: it may rest on their versions.
+        // A commit decided and not yet durable is seen by the next: it may rest on its
+        // version at once.
         let version = store.get("k").expect("reads").expect("present").version;
-        let update = [put("k", b"updated", Some(version))];
-        let again = [put("k", b"again", Some(version))];
-        let answers = writer.commit(&[&update, &again]);
-        assert_eq!(answers, [Ok(()), Err(StoreError::Conflict)]);
+        let update = store.commit(vec![put("k", b"updated", Some(version))]);
+        let again = store.commit(vec![put("k", b"again", Some(version))]);
+        assert_eq!((update, again), (Ok(()), Err(StoreError::Conflict)));
         assert_eq!(value("k").as_deref(), Some(&b"updated"[..]));
-        drop((store, writer));
+        assert_eq!(durability.mark(), 5, "every commit that wrote is counted");
+        durability
+            .wait(durability.mark())
+            .expect("the flusher makes them durable");
+        drop(store);
+        let store = DbStore::open(&path).expect("reopens");
+        assert_eq!(value_of(&store, "k").as_deref(), Some(&b"updated"[..]));
+        assert_eq!(value_of(&store, "second/side"), None);
+        drop(store);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn waiters_are_let_go_once_their_mark_is_durable_and_refused_if_it_never_will_be() {
+        let durability = Arc::new(Durability::new(0));
+        durability.decided.store(2, Ordering::Release);
+        let mark = durability.mark();
+        let waiter = {
+            let durability = durability.clone();
+            std::thread::spawn(move || durability.wait(mark))
+        };
+        let task = {
+            let durability = durability.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime")
+                    .block_on(durability.reached(mark))
+            })
+        };
+        durability.settle(Ok(1));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !waiter.is_finished() && !task.is_finished(),
+            "a commit of theirs is not durable yet"
+        );
+        durability.settle(Ok(2));
+        assert_eq!(waiter.join().expect("waits"), Ok(()));
+        assert_eq!(task.join().expect("waits"), Ok(()));
+
+        durability.decided.store(3, Ordering::Release);
+        durability.settle(Err("cannot write the journal: disk full".into()));
+        assert_eq!(durability.wait(2), Ok(()), "what was durable stays so");
+        assert_eq!(
+            durability.wait(durability.mark()),
+            Err("cannot write the journal: disk full".into())
+        );
+    }
+
+    fn value_of(store: &DbStore, key: &str) -> Option<Vec<u8>> {
+        store.get(key).expect("reads").map(|e| e.value)
     }
 
     #[test]
@@ -1192,7 +1360,7 @@ mod tests {
             }
         };
         write_all(b"v", Some(0));
-        // The checkpoint runs beside the writer; wait for it to finish.
+        // The checkpoint runs beside the flusher; wait for it to finish.
         let started = std::time::Instant::now();
         while journals(&path).expect("lists")[0].0 == 0 {
             assert!(

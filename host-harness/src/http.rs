@@ -3,9 +3,12 @@
 //! logged, and errors name the origin, never the body.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use vk_core::ports::{Http, HttpError, HttpRequest, HttpResponse};
+
+use crate::database::Durability;
 
 /// VK's API origin, as the plugin calls it.
 pub const VK_ORIGIN: &str = "https://api.vk.com";
@@ -18,6 +21,9 @@ pub struct Outbound {
     allowed: Vec<String>,
     max_timeout: Duration,
     max_response: u64,
+    /// When set, a request waits until every commit decided before it is durable: what is
+    /// sent may rest on them (a message sent because its ledger entry was written).
+    durability: Option<Arc<Durability>>,
 }
 
 impl Outbound {
@@ -43,7 +49,13 @@ impl Outbound {
             allowed,
             max_timeout,
             max_response,
+            durability: None,
         })
+    }
+
+    /// Sends nothing before the commits it could rest on are durable.
+    pub fn after_durable(self, durability: Option<Arc<Durability>>) -> Outbound {
+        Outbound { durability, ..self }
     }
 
     fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -52,6 +64,11 @@ impl Outbound {
             .ok_or_else(|| HttpError::Denied("a URL that is not http(s)".to_owned()))?;
         if !self.allowed.contains(&origin) {
             return Err(HttpError::Denied(origin));
+        }
+        if let Some(durability) = &self.durability {
+            durability
+                .wait(durability.mark())
+                .map_err(|why| HttpError::Transport(format!("not sent: {why}")))?;
         }
         let timeout = Duration::from_millis(u64::from(request.timeout_ms)).min(self.max_timeout);
         // One builder for both methods (a GET simply sends its empty body).

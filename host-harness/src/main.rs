@@ -253,27 +253,29 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         .as_deref()
         .map(vk_host::http::public_url)
         .transpose()?;
-    let store: SharedStore = if args.memory {
-        Arc::new(vk_core::memory::MemoryStore::new())
+    let (store, durability): (SharedStore, _) = if args.memory {
+        (Arc::new(vk_core::memory::MemoryStore::new()), None)
     } else if let Some(url) = postgres_url(&args.db) {
         let stamps = vk_core::STAMPS.map(storage::plugin_key);
-        Arc::new(PgStore::open(
-            url,
-            args.db_connections as usize,
-            stamps.to_vec(),
-        )?)
+        let store = PgStore::open(url, args.db_connections as usize, stamps.to_vec())?;
+        (Arc::new(store), None)
     } else {
-        Arc::new(DbStore::open(&args.db)?)
+        let store = DbStore::open(&args.db)?;
+        let durability = store.durability();
+        (Arc::new(store), Some(durability))
     };
     let moved = vk_host::storage::adopt_host_directory(&store)?;
     if moved > 0 {
         eprintln!("vk-host: moved {moved} employees into the plugin's directory");
     }
-    let http = Arc::new(Outbound::new(
-        args.vk_api_base.as_deref(),
-        Duration::from_millis(args.http_timeout_ms),
-        MAX_VK_RESPONSE,
-    )?);
+    let http = Arc::new(
+        Outbound::new(
+            args.vk_api_base.as_deref(),
+            Duration::from_millis(args.http_timeout_ms),
+            MAX_VK_RESPONSE,
+        )?
+        .after_durable(durability.clone()),
+    );
     let limits = Limits {
         deadline: Duration::from_millis(args.call_timeout_ms),
         memory_bytes: args.memory_mib << 20,
@@ -305,6 +307,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         slots: Arc::new(Semaphore::new((limits.running() - intake) as usize)),
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
         native: args.native,
+        durability,
     };
     let every = Duration::from_millis(args.flush_interval_ms);
     let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);
