@@ -20,8 +20,9 @@ mod settings;
 mod web;
 
 use routes::{Found, Op};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use vk_core::directory::{Subject, digest};
 use vk_core::intake::CallbackReply;
 use vk_core::{CALLBACK_PATH, Core, EmployeeId, Error, MAX_BODY};
@@ -72,7 +73,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, body: &Value) -> Response {
+    fn json(status: u16, body: &impl Serialize) -> Response {
         Response {
             status,
             content_type: "application/json",
@@ -80,7 +81,7 @@ impl Response {
                 ("cache-control", "no-store".to_owned()),
                 ("x-content-type-options", "nosniff".to_owned()),
             ],
-            body: body.to_string().into_bytes(),
+            body: serde_json::to_vec(body).expect("the API's bodies have string keys only"),
         }
     }
 
