@@ -64,14 +64,18 @@ const CHECKPOINT_IDLE: Duration = Duration::from_millis(500);
 type Slot = (u64, Option<Vec<u8>>);
 type Layer = BTreeMap<String, Slot>;
 
-/// Commits decided and not yet in the database file (in the journal, or on their way there).
-#[derive(Default)]
+/// Commits decided and not yet in the database file (in the journal, or on their way
+/// there), and the file as of the last checkpoint that ended: together, the current state.
 struct Overlay {
     /// Written since the running (or last) checkpoint began.
     active: Layer,
     /// Being moved into the file; emptied by the flusher once the checkpoint is durable.
     frozen: Arc<Layer>,
-    /// How many times `frozen` was emptied.
+    /// The file with every key that is in neither layer, replaced when `frozen` is emptied.
+    /// Shared by every read: beginning a read transaction waits for a checkpoint's commit
+    /// to end, which no read or commit should.
+    file: Arc<redb::ReadTransaction>,
+    /// How many times `frozen` was emptied (and `file` replaced).
     emptied: u64,
 }
 
@@ -382,10 +386,6 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 struct Decider {
     /// The last version handed out.
     clock: u64,
-    /// The file as of the last checkpoint the flusher saw end: versions of keys that are in
-    /// neither overlay layer are read from it. Beginning a read transaction may wait for a
-    /// checkpoint's commit to end, which a commit must never do.
-    snapshot: redb::ReadTransaction,
     /// What the commits decided since the last journal write set, to go into the next one.
     pending: Layer,
     /// How many commits that wrote something were decided; `pending` holds the last ones.
@@ -533,15 +533,19 @@ impl Flusher {
             let meta = tx.open_table(META)?;
             meta.get("clock")?.map_or(0, |v| v.value())
         };
-        let snapshot = db.begin_read()?;
+        let file = Arc::new(db.begin_read()?);
         Ok(Flusher {
             shared: Arc::new(Shared {
                 db,
-                overlay: RwLock::new(Overlay::default()),
+                overlay: RwLock::new(Overlay {
+                    active: Layer::new(),
+                    frozen: Arc::default(),
+                    file,
+                    emptied: 0,
+                }),
                 path: path.to_owned(),
                 decider: Mutex::new(Decider {
                     clock,
-                    snapshot,
                     pending: Layer::new(),
                     decided: 0,
                     failed: None,
@@ -623,13 +627,12 @@ impl Flusher {
         };
         self.next = next;
         match self.shared.db.begin_read() {
-            Ok(snapshot) => {
+            Ok(file) => {
                 let moved = {
-                    let mut decider = self.shared.decider();
-                    decider.snapshot = snapshot;
                     let mut overlay = self.shared.overlay_mut();
                     overlay.emptied += 1;
-                    std::mem::take(&mut overlay.frozen)
+                    let file = std::mem::replace(&mut overlay.file, Arc::new(file));
+                    (std::mem::take(&mut overlay.frozen), file)
                 };
                 // Freed after readers may go on: that is one allocation per key.
                 drop(moved);
@@ -760,19 +763,34 @@ fn layer_range<'a>(
     found
 }
 
+/// A key's version in the file (0 if absent).
+fn version_in(
+    table: &redb::ReadOnlyTable<&str, (u64, &[u8])>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    Ok(table
+        .get(key)
+        .map_err(unavailable)?
+        .map_or(0, |row| row.value().0))
+}
+
 impl Store for DbStore {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        if let Some((version, value)) = self.shared.overlay().get(key) {
-            return Ok(value.as_ref().map(|value| Entry {
-                key: key.to_owned(),
-                value: value.clone(),
-                version: *version,
-            }));
-        }
-        // Not in the overlay: the file holds the key's last state, unless a commit puts it
-        // in the overlay from now on, which this read then comes before.
-        let tx = self.shared.db.begin_read().map_err(unavailable)?;
-        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let file = {
+            let overlay = self.shared.overlay();
+            if let Some((version, value)) = overlay.get(key) {
+                return Ok(value.as_ref().map(|value| Entry {
+                    key: key.to_owned(),
+                    value: value.clone(),
+                    version: *version,
+                }));
+            }
+            overlay.file.clone()
+        };
+        // Not in the overlay: the file as of the last checkpoint holds the key's last state,
+        // unless a commit puts it in the overlay from now on, which this read then comes
+        // before.
+        let table = file.open_table(ENTRIES).map_err(unavailable)?;
         let found = table.get(key).map_err(unavailable)?;
         Ok(found.map(|row| {
             let (version, value) = row.value();
@@ -792,26 +810,18 @@ impl Store for DbStore {
     ) -> Result<Vec<Entry>, StoreError> {
         let limit = limit as usize;
         let start = after.filter(|a| *a >= prefix).unwrap_or(prefix);
-        // The file is read as of a moment when everything newer is in the overlay: begun
-        // before the overlay is looked at, and again if `frozen` was emptied in between. A
-        // read transaction is never begun while the overlay is held, since beginning one may
-        // wait for a checkpoint's commit.
-        let (pending, tx) = loop {
-            let emptied = self.shared.overlay().emptied;
-            let tx = self.shared.db.begin_read().map_err(unavailable)?;
+        // The overlay's keys and the file they are newer than, taken together.
+        let (pending, file) = {
             let overlay = self.shared.overlay();
-            if overlay.emptied != emptied {
-                continue;
-            }
             let mut pending: BTreeMap<String, Slot> = BTreeMap::new();
             for layer in [&*overlay.frozen, &overlay.active] {
                 for (key, slot) in layer_range(layer, prefix, start, after, limit) {
                     pending.insert(key.to_owned(), slot.clone());
                 }
             }
-            break (pending, tx);
+            (pending, overlay.file.clone())
         };
-        let table = tx.open_table(ENTRIES).map_err(unavailable)?;
+        let table = file.open_table(ENTRIES).map_err(unavailable)?;
         let mut pending = pending.into_iter().peekable();
         let mut stored = table.range(start..).map_err(unavailable)?.peekable();
         let mut entries = Vec::new();
@@ -868,6 +878,30 @@ impl Store for DbStore {
     /// (a deleted key's is 0); then its writes are visible, with new versions, and pending
     /// for the journal.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let expecting: Vec<(&str, u64)> = writes
+            .iter()
+            .filter_map(|write| Some((write.key.as_str(), write.expect?)))
+            .collect();
+        // The file's versions of the keys the overlay does not hold, read before the lock is
+        // taken: reading the file may wait for the disk, which must not hold up the commits
+        // behind this one. They hold while no checkpoint ends: a key leaves the overlay only
+        // then.
+        let (file, emptied, unseen) = {
+            let overlay = self.shared.overlay();
+            let unseen: Vec<&str> = expecting
+                .iter()
+                .map(|(key, _)| *key)
+                .filter(|key| overlay.get(key).is_none())
+                .collect();
+            (overlay.file.clone(), overlay.emptied, unseen)
+        };
+        let stored = {
+            let table = file.open_table(ENTRIES).map_err(unavailable)?;
+            unseen
+                .into_iter()
+                .map(|key| Ok((key, version_in(&table, key)?)))
+                .collect::<Result<BTreeMap<&str, u64>, StoreError>>()?
+        };
         let mut decider = self.shared.decider();
         if let Some(why) = &decider.failed {
             return Err(unavailable(why));
@@ -877,17 +911,18 @@ impl Store for DbStore {
         }
         {
             let overlay = self.shared.overlay();
-            let table = decider.snapshot.open_table(ENTRIES).map_err(unavailable)?;
-            for write in &writes {
-                let Some(expected) = write.expect else {
-                    continue;
-                };
-                let current = match overlay.get(&write.key) {
+            let stored = (overlay.emptied == emptied).then_some(&stored);
+            for (key, expected) in expecting {
+                let current = match overlay.get(key) {
                     Some((version, value)) => value.as_ref().map_or(0, |_| *version),
-                    None => table
-                        .get(write.key.as_str())
-                        .map_err(unavailable)?
-                        .map_or(0, |row| row.value().0),
+                    None => match stored.and_then(|stored| stored.get(key)) {
+                        Some(version) => *version,
+                        // A checkpoint ended since: the file is read again (rare).
+                        None => {
+                            let table = overlay.file.open_table(ENTRIES).map_err(unavailable)?;
+                            version_in(&table, key)?
+                        }
+                    },
                 };
                 if current != expected {
                     return Err(StoreError::Conflict);
