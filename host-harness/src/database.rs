@@ -763,6 +763,102 @@ fn layer_range<'a>(
     found
 }
 
+/// The file's versions of a commit's keys, read before it is decided.
+struct FileVersions {
+    /// `Overlay::emptied` when they were read: they hold while it stays the same.
+    emptied: u64,
+    versions: BTreeMap<String, u64>,
+}
+
+impl DbStore {
+    /// The file's versions of the keys the commit expects something of and the overlay does
+    /// not hold, read before the decider's lock is taken: reading the file may wait for the
+    /// disk, which must not hold up the commits behind this one. They hold while no
+    /// checkpoint ends, since a key leaves the overlay only then.
+    fn read_file_versions(&self, writes: &[Write]) -> Result<FileVersions, StoreError> {
+        let (file, emptied, unseen) = {
+            let overlay = self.shared.overlay();
+            let unseen: Vec<&str> = writes
+                .iter()
+                .filter(|write| write.expect.is_some() && overlay.get(&write.key).is_none())
+                .map(|write| write.key.as_str())
+                .collect();
+            (overlay.file.clone(), overlay.emptied, unseen)
+        };
+        let table = file.open_table(ENTRIES).map_err(unavailable)?;
+        let versions = unseen
+            .into_iter()
+            .map(|key| Ok((key.to_owned(), version_in(&table, key)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(FileVersions { emptied, versions })
+    }
+
+    /// Decides the commit under the decider's lock, with the file's versions `read` before.
+    fn decide(&self, writes: Vec<Write>, read: FileVersions) -> Result<(), StoreError> {
+        let mut decider = self.shared.decider();
+        if let Some(why) = &decider.failed {
+            return Err(unavailable(why));
+        }
+        if decider.closing {
+            return Err(unavailable("the store is closing"));
+        }
+        {
+            let overlay = self.shared.overlay();
+            let stored = (overlay.emptied == read.emptied).then_some(&read.versions);
+            for write in &writes {
+                let Some(expected) = write.expect else {
+                    continue;
+                };
+                let current = match overlay.get(&write.key) {
+                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
+                    None => match stored.and_then(|stored| stored.get(&write.key)) {
+                        Some(version) => *version,
+                        // A checkpoint ended since: the file is read again (rare).
+                        None => {
+                            let table = overlay.file.open_table(ENTRIES).map_err(unavailable)?;
+                            version_in(&table, &write.key)?
+                        }
+                    },
+                };
+                if current != expected {
+                    return Err(StoreError::Conflict);
+                }
+            }
+        }
+        let decider = &mut *decider;
+        let mut overlay = self.shared.overlay_mut();
+        let mut wrote = false;
+        for write in writes {
+            let slot = match write.change {
+                Change::Put(value) => {
+                    decider.clock += 1;
+                    (decider.clock, Some(value))
+                }
+                // A deletion carries the clock, so that a checkpoint or a replay moves the
+                // file's clock past the deleted key's versions too: a key created again
+                // after a restart never gets a version it had.
+                Change::Delete => (decider.clock, None),
+                Change::Check => continue,
+            };
+            overlay.active.insert(write.key.clone(), slot.clone());
+            decider.pending.insert(write.key, slot);
+            wrote = true;
+        }
+        if wrote {
+            // Counted before readers can see the writes: a mark taken after seeing them
+            // covers them.
+            decider.decided += 1;
+            self.shared
+                .durability
+                .decided
+                .store(decider.decided, Ordering::Release);
+            drop(overlay);
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
 /// A key's version in the file (0 if absent).
 fn version_in(
     table: &redb::ReadOnlyTable<&str, (u64, &[u8])>,
@@ -878,88 +974,8 @@ impl Store for DbStore {
     /// (a deleted key's is 0); then its writes are visible, with new versions, and pending
     /// for the journal.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let expecting: Vec<(&str, u64)> = writes
-            .iter()
-            .filter_map(|write| Some((write.key.as_str(), write.expect?)))
-            .collect();
-        // The file's versions of the keys the overlay does not hold, read before the lock is
-        // taken: reading the file may wait for the disk, which must not hold up the commits
-        // behind this one. They hold while no checkpoint ends: a key leaves the overlay only
-        // then.
-        let (file, emptied, unseen) = {
-            let overlay = self.shared.overlay();
-            let unseen: Vec<&str> = expecting
-                .iter()
-                .map(|(key, _)| *key)
-                .filter(|key| overlay.get(key).is_none())
-                .collect();
-            (overlay.file.clone(), overlay.emptied, unseen)
-        };
-        let stored = {
-            let table = file.open_table(ENTRIES).map_err(unavailable)?;
-            unseen
-                .into_iter()
-                .map(|key| Ok((key, version_in(&table, key)?)))
-                .collect::<Result<BTreeMap<&str, u64>, StoreError>>()?
-        };
-        let mut decider = self.shared.decider();
-        if let Some(why) = &decider.failed {
-            return Err(unavailable(why));
-        }
-        if decider.closing {
-            return Err(unavailable("the store is closing"));
-        }
-        {
-            let overlay = self.shared.overlay();
-            let stored = (overlay.emptied == emptied).then_some(&stored);
-            for (key, expected) in expecting {
-                let current = match overlay.get(key) {
-                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
-                    None => match stored.and_then(|stored| stored.get(key)) {
-                        Some(version) => *version,
-                        // A checkpoint ended since: the file is read again (rare).
-                        None => {
-                            let table = overlay.file.open_table(ENTRIES).map_err(unavailable)?;
-                            version_in(&table, key)?
-                        }
-                    },
-                };
-                if current != expected {
-                    return Err(StoreError::Conflict);
-                }
-            }
-        }
-        let decider = &mut *decider;
-        let mut overlay = self.shared.overlay_mut();
-        let mut wrote = false;
-        for write in writes {
-            let slot = match write.change {
-                Change::Put(value) => {
-                    decider.clock += 1;
-                    (decider.clock, Some(value))
-                }
-                // A deletion carries the clock, so that a checkpoint or a replay moves the
-                // file's clock past the deleted key's versions too: a key created again
-                // after a restart never gets a version it had.
-                Change::Delete => (decider.clock, None),
-                Change::Check => continue,
-            };
-            overlay.active.insert(write.key.clone(), slot.clone());
-            decider.pending.insert(write.key, slot);
-            wrote = true;
-        }
-        if wrote {
-            // Counted before readers can see the writes: a mark taken after seeing them
-            // covers them.
-            decider.decided += 1;
-            self.shared
-                .durability
-                .decided
-                .store(decider.decided, Ordering::Release);
-            drop(overlay);
-            self.shared.wake.notify_one();
-        }
-        Ok(())
+        let read = self.read_file_versions(&writes)?;
+        self.decide(writes, read)
     }
 }
 
@@ -1109,6 +1125,43 @@ mod tests {
             durability.wait(durability.mark()),
             Err("cannot write the journal: disk full".into())
         );
+    }
+
+    /// Waits until the overlay has been emptied `times` times (idle checkpoints).
+    fn checkpointed(store: &DbStore, times: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.shared.overlay().emptied < times {
+            assert!(std::time::Instant::now() < deadline, "the checkpoint ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_version_read_from_the_file_before_a_checkpoint_ended_is_read_again() {
+        let (dir, path) = temp_db();
+        let store = DbStore::open(&path).expect("opens");
+        store
+            .commit(vec![put("k", b"1", Some(0))])
+            .expect("commits");
+        checkpointed(&store, 1);
+        let first = store.get("k").expect("reads").expect("present").version;
+        // Read from the file while "k" is only there, then decided after another commit
+        // moved "k" on and a checkpoint put that in the file too.
+        let stale = vec![put("k", b"lost update", Some(first))];
+        let read = store.read_file_versions(&stale).expect("reads the file");
+        assert_eq!(read.versions.get("k"), Some(&first));
+        store
+            .commit(vec![put("k", b"2", Some(first))])
+            .expect("commits");
+        checkpointed(&store, 2);
+        assert!(
+            store.shared.overlay().get("k").is_none(),
+            "only in the file"
+        );
+        assert_eq!(store.decide(stale, read), Err(StoreError::Conflict));
+        assert_eq!(value_of(&store, "k").as_deref(), Some(&b"2"[..]));
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     fn value_of(store: &DbStore, key: &str) -> Option<Vec<u8>> {
