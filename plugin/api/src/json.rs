@@ -126,39 +126,84 @@ pub fn channel_state(state: &ChannelState) -> Value {
     })
 }
 
-pub fn message(m: &Message) -> Value {
-    let mut body = json!({
-        "id": m.id.to_string(),
-        "direction": direction(m.direction),
-        "text": m.text,
-        "author": m.author.map(|e| e.to_string()),
-        "sent_at": timestamp(m.sent_at),
-        "attachments": m.attachments.iter()
-            .map(|a| json!({"type": a.kind, "url": a.url, "title": a.title}))
-            .collect::<Vec<_>>(),
-    });
-    if let Some(delivery) = m.delivery {
-        body["delivery"] = json!(match delivery {
+/// A message of a dialog, typed like [`DialogJson`] (a dialog's page renders 50 of them).
+/// `delivery` and `error` only for the CRM's messages, `edited_at` and `previous_texts` only
+/// once edited.
+#[derive(Serialize)]
+pub struct MessageJson<'a> {
+    attachments: Vec<AttachmentJson<'a>>,
+    author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'static str>,
+    direction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Option<SendErrorJson<'a>>>,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_texts: Option<&'a [String]>,
+    sent_at: String,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct AttachmentJson<'a> {
+    title: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SendErrorJson<'a> {
+    code: i32,
+    message: &'a str,
+}
+
+pub fn message(m: &Message) -> MessageJson<'_> {
+    MessageJson {
+        attachments: m
+            .attachments
+            .iter()
+            .map(|a| AttachmentJson {
+                title: a.title.as_deref(),
+                kind: &a.kind,
+                url: a.url.as_deref(),
+            })
+            .collect(),
+        author: m.author.map(|e| e.to_string()),
+        delivery: m.delivery.map(|delivery| match delivery {
             Delivery::Pending => "pending",
             Delivery::Sent => "sent",
             Delivery::Failed => "failed",
-        });
-        body["error"] = json!(
-            m.error
-                .as_ref()
-                .map(|e| json!({"code": e.code, "message": e.message}))
-        );
+        }),
+        direction: direction(m.direction),
+        edited_at: m.edited_at.map(timestamp),
+        error: m.delivery.map(|_| {
+            m.error.as_ref().map(|e| SendErrorJson {
+                code: e.code,
+                message: &e.message,
+            })
+        }),
+        id: m.id.to_string(),
+        previous_texts: m.edited_at.map(|_| m.previous_texts.as_slice()),
+        sent_at: timestamp(m.sent_at),
+        text: &m.text,
     }
-    if let Some(edited_at) = m.edited_at {
-        body["edited_at"] = json!(timestamp(edited_at));
-        body["previous_texts"] = json!(m.previous_texts);
-    }
-    body
 }
 
-pub fn messages(page: &Page<Message>) -> Value {
-    let messages: Vec<Value> = page.items.iter().map(message).collect();
-    json!({"messages": messages, "next": page.next})
+#[derive(Serialize)]
+pub struct MessagesJson<'a> {
+    messages: Vec<MessageJson<'a>>,
+    next: &'a Option<String>,
+}
+
+pub fn messages(page: &Page<Message>) -> MessagesJson<'_> {
+    MessagesJson {
+        messages: page.items.iter().map(message).collect(),
+        next: &page.next,
+    }
 }
 
 pub fn history(page: &Page<HistoryEvent>, operators: &[EmployeeId]) -> Value {
