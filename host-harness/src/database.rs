@@ -386,12 +386,9 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 struct Decider {
     /// The last version handed out.
     clock: u64,
-    /// What the commits decided since the last journal write set, to go into the next one.
+    /// What the commits decided since the last journal write set, to go into the next one:
+    /// the last of those [`Durability::mark`] counts.
     pending: Layer,
-    /// How many commits that wrote something were decided; `pending` holds the last ones.
-    decided: u64,
-    /// Why the journal could not be written: every commit is refused from then on.
-    failed: Option<String>,
     /// The store is being dropped: the flusher writes what is pending and ends.
     closing: bool,
 }
@@ -401,7 +398,7 @@ struct Decider {
 /// leave the host (an answer, an outbound request) before everything it could rest on is
 /// durable, which is what [`Durability::mark`] and the waits are for.
 pub struct Durability {
-    /// Commits decided, as [`Decider::decided`] (readable without its lock).
+    /// Commits that wrote something, decided; counted under the decider's lock.
     decided: AtomicU64,
     progress: Mutex<Progress>,
     /// Blocking waiters.
@@ -413,16 +410,17 @@ pub struct Durability {
 struct Progress {
     /// Commits written to the journal.
     durable: u64,
-    /// Why the journal could not be written.
+    /// Why the journal could not be written: nothing is written after that, and every commit
+    /// is refused.
     failed: Option<String>,
 }
 
 impl Durability {
-    fn new(decided: u64) -> Durability {
+    fn new() -> Durability {
         Durability {
-            decided: AtomicU64::new(decided),
+            decided: AtomicU64::new(0),
             progress: Mutex::new(Progress {
-                durable: decided,
+                durable: 0,
                 failed: None,
             }),
             changed: Condvar::new(),
@@ -437,6 +435,11 @@ impl Durability {
 
     fn progress(&self) -> MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the journal could not be written, if it could not.
+    fn failed(&self) -> Option<String> {
+        self.progress().failed.clone()
     }
 
     /// Whether the commits up to `mark` are durable, or why they never will be; `None` while
@@ -547,12 +550,10 @@ impl Flusher {
                 decider: Mutex::new(Decider {
                     clock,
                     pending: Layer::new(),
-                    decided: 0,
-                    failed: None,
                     closing: false,
                 }),
                 wake: Condvar::new(),
-                durability: Arc::new(Durability::new(0)),
+                durability: Arc::new(Durability::new()),
             }),
             journal: Journal::create(path, next)?,
             next: Some(Journal::create(path, next + 1)?),
@@ -580,7 +581,7 @@ impl Flusher {
                     }
                 }
                 let pending = std::mem::take(&mut decider.pending);
-                (pending, decider.decided, decider.closing)
+                (pending, self.shared.durability.mark(), decider.closing)
             };
             self.flush(&pending, decided);
             if closing && pending.is_empty() {
@@ -598,25 +599,28 @@ impl Flusher {
     }
 
     /// Writes `pending` (the commits up to `decided`) to the journal as one record, and
-    /// tells the waiters. A journal that cannot be written fails the store: its readers may
-    /// have seen those commits, so no later commit may land as if they had not been made.
-    fn flush(&mut self, pending: &Layer, decided: u64) {
+    /// tells the waiters; returns whether the journal holds everything decided. A journal
+    /// that cannot be written fails the store: its readers may have seen those commits, so
+    /// nothing is written after them (a later record replayed without them would keep what
+    /// rests on them) and every later commit is refused.
+    fn flush(&mut self, pending: &Layer, decided: u64) -> bool {
+        if self.shared.durability.failed().is_some() {
+            return false;
+        }
         if pending.is_empty() {
-            return;
+            return true;
         }
         let written = self
             .journal
             .append(&encode(pending, self.journal.generation));
-        let settled = match written {
-            Ok(()) => Ok(decided),
-            Err(error) => {
-                let why = format!("cannot write the journal: {error}");
-                eprintln!("vk-host: {why}; no commit is taken until a restart");
-                self.shared.decider().failed = Some(why.clone());
-                Err(why)
-            }
-        };
+        let settled = written.map(|()| decided).map_err(|error| {
+            let why = format!("cannot write the journal: {error}");
+            eprintln!("vk-host: {why}; no commit is taken until a restart");
+            why
+        });
+        let flushed = settled.is_ok();
         self.shared.durability.settle(settled);
+        flushed
     }
 
     /// Takes note of a checkpoint that ended: if the file took its keys, readers find them
@@ -652,7 +656,8 @@ impl Flusher {
         if let Some(finished) = self.checkpoint.take() {
             self.ended(finished);
         }
-        if !due(&self.shared.overlay()) {
+        // After a failed journal write the overlay holds commits the journal does not.
+        if self.shared.durability.failed().is_some() || !due(&self.shared.overlay()) {
             return;
         }
         let generation = self.journal.generation + 1;
@@ -684,10 +689,13 @@ impl Flusher {
                 frozen
             };
             overlay.frozen = Arc::new(frozen);
-            (overlay.frozen.clone(), pending, decider.decided)
+            (
+                overlay.frozen.clone(),
+                pending,
+                self.shared.durability.mark(),
+            )
         };
-        self.flush(&pending, decided);
-        if self.shared.decider().failed.is_some() {
+        if !self.flush(&pending, decided) {
             return;
         }
         let closed = std::mem::replace(&mut self.journal, next).generation;
@@ -770,6 +778,20 @@ struct FileVersions {
     versions: BTreeMap<String, u64>,
 }
 
+impl FileVersions {
+    /// `key`'s version now (0 if absent or deleted): the overlay's, else the one read from
+    /// the file, else (a checkpoint ended since, rare) the file's read again.
+    fn current(&self, overlay: &Overlay, key: &str) -> Result<u64, StoreError> {
+        if let Some((version, value)) = overlay.get(key) {
+            return Ok(value.as_ref().map_or(0, |_| *version));
+        }
+        match self.versions.get(key) {
+            Some(version) if overlay.emptied == self.emptied => Ok(*version),
+            _ => version_in(&overlay.file.open_table(ENTRIES).map_err(unavailable)?, key),
+        }
+    }
+}
+
 impl DbStore {
     /// The file's versions of the keys the commit expects something of and the overlay does
     /// not hold, read before the decider's lock is taken: reading the file may wait for the
@@ -796,7 +818,7 @@ impl DbStore {
     /// Decides the commit under the decider's lock, with the file's versions `read` before.
     fn decide(&self, writes: Vec<Write>, read: FileVersions) -> Result<(), StoreError> {
         let mut decider = self.shared.decider();
-        if let Some(why) = &decider.failed {
+        if let Some(why) = self.shared.durability.failed() {
             return Err(unavailable(why));
         }
         if decider.closing {
@@ -804,23 +826,11 @@ impl DbStore {
         }
         {
             let overlay = self.shared.overlay();
-            let stored = (overlay.emptied == read.emptied).then_some(&read.versions);
             for write in &writes {
                 let Some(expected) = write.expect else {
                     continue;
                 };
-                let current = match overlay.get(&write.key) {
-                    Some((version, value)) => value.as_ref().map_or(0, |_| *version),
-                    None => match stored.and_then(|stored| stored.get(&write.key)) {
-                        Some(version) => *version,
-                        // A checkpoint ended since: the file is read again (rare).
-                        None => {
-                            let table = overlay.file.open_table(ENTRIES).map_err(unavailable)?;
-                            version_in(&table, &write.key)?
-                        }
-                    },
-                };
-                if current != expected {
+                if read.current(&overlay, &write.key)? != expected {
                     return Err(StoreError::Conflict);
                 }
             }
@@ -847,11 +857,10 @@ impl DbStore {
         if wrote {
             // Counted before readers can see the writes: a mark taken after seeing them
             // covers them.
-            decider.decided += 1;
             self.shared
                 .durability
                 .decided
-                .store(decider.decided, Ordering::Release);
+                .fetch_add(1, Ordering::Release);
             drop(overlay);
             self.shared.wake.notify_one();
         }
@@ -1092,7 +1101,7 @@ mod tests {
 
     #[test]
     fn waiters_are_let_go_once_their_mark_is_durable_and_refused_if_it_never_will_be() {
-        let durability = Arc::new(Durability::new(0));
+        let durability = Arc::new(Durability::new());
         durability.decided.store(2, Ordering::Release);
         let mark = durability.mark();
         let waiter = {
@@ -1125,6 +1134,45 @@ mod tests {
             durability.wait(durability.mark()),
             Err("cannot write the journal: disk full".into())
         );
+    }
+
+    #[test]
+    fn after_a_journal_write_fails_nothing_is_written_and_every_later_commit_is_refused() {
+        let (dir, path) = temp_db();
+        let mut flusher = Flusher::open(&path).expect("opens");
+        let durability = flusher.shared.durability.clone();
+        let journal = journal_path(&path, flusher.journal.generation);
+        let layer = |key: &str| Layer::from([(key.to_owned(), (1, Some(b"v".to_vec())))]);
+        // A descriptor open for reading only: the write fails.
+        flusher.journal.file = std::fs::File::open(&journal).expect("opens the journal");
+        assert!(!flusher.flush(&layer("lost"), 1));
+        // Writable again, but the record after the failed one would be replayed without it.
+        flusher.journal.file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&journal)
+            .expect("opens the journal");
+        assert!(!flusher.flush(&layer("after"), 2));
+        assert!(durability.wait(1).is_err() && durability.wait(2).is_err());
+        let store = DbStore {
+            shared: flusher.shared.clone(),
+            flusher: None,
+        };
+        assert_eq!(
+            store.commit(vec![put("refused", b"v", None)]),
+            Err(StoreError::Unavailable(
+                durability.failed().expect("the journal failed")
+            ))
+        );
+        drop((store, flusher));
+        let store = DbStore::open(&path).expect("reopens");
+        assert_eq!(value_of(&store, "lost"), None);
+        assert_eq!(
+            value_of(&store, "after"),
+            None,
+            "nothing after the failed record"
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     /// Waits until the overlay has been emptied `times` times (idle checkpoints).
