@@ -14,7 +14,7 @@
 //! one sync, however scattered its keys are in the database file. A journal whose commits
 //! are all in the file is kept as the spare and becomes the next journal: its records are
 //! overwritten in place, so a sync writes the data alone and not also the file's grown size
-//! (half the disk writes of an append on this machine's ext4); what is left of its old
+//! (an append's sync also writes the inode); what is left of its old
 //! records is never replayed, since a record's checksum covers the journal's generation.
 //!
 //! Readers see the journal's commits not yet in the file through an in-memory overlay. When
