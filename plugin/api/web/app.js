@@ -641,8 +641,10 @@ function chatView(id, seq) {
   const actions = h('div', { class: 'chat-actions' });
   const notice = h('p', { class: 'error', role: 'alert' });
   const log = h('ol', { class: 'messages', role: 'log', 'aria-label': 'Сообщения' });
-  const text = h('textarea', { id: 'composer-text', rows: '2', placeholder: 'Напишите сообщение…', autocomplete: 'off' });
-  const send = h('button', { type: 'submit', class: 'btn primary send' }, icon('send'), h('span', null, 'Отправить'));
+  // Disabled until the dialog is loaded and says the reader may write (drawComposer): a text
+  // typed before that would not be sent, and nothing would say so.
+  const text = h('textarea', { id: 'composer-text', rows: '2', placeholder: 'Напишите сообщение…', autocomplete: 'off', disabled: true });
+  const send = h('button', { type: 'submit', class: 'btn primary send', disabled: true }, icon('send'), h('span', null, 'Отправить'));
   const reason = h('p', { class: 'composer-reason' });
   const failed = h('p', { class: 'error', role: 'alert' });
   const composer = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); submit(); } },
@@ -693,7 +695,7 @@ function chatView(id, seq) {
     } catch (e) {
       failed.textContent = `Сообщение не отправлено. ${sentence(e)}`;
     } finally {
-      send.disabled = false;
+      send.disabled = !canSend();
       if (again === undefined) text.focus();
     }
   }
