@@ -48,6 +48,11 @@ pub struct App {
     /// The durable store's progress (`serve --db` on a file): no answer leaves before the
     /// commits it could rest on are durable.
     pub durability: Option<Arc<Durability>>,
+    /// Calls run on the async executor's threads, not handed to a blocking thread and back:
+    /// for a store whose calls never block (in memory, the database file, whose commits the
+    /// flusher makes durable while the answer waits on the executor). What does block
+    /// inside a call, a request to VK, leaves the executor itself ([`crate::http`]).
+    pub on_executor: bool,
 }
 
 /// Why a call did not reach an answer of the guest (the plugin, or the Spin component
@@ -348,7 +353,7 @@ impl App {
     }
 
     /// Serves a request with vk-api and vk-core linked into this host, on the plugin's
-    /// store and outbound HTTP, with a permit from `slots`, off the async executor.
+    /// store and outbound HTTP, with a permit from `slots`.
     async fn natively(&self, slots: &Arc<Semaphore>, request: api::Request) -> Response {
         let app = self.clone();
         let answer = self
@@ -366,8 +371,7 @@ impl App {
         from_api(answer.unwrap_or_else(CallError::into_response))
     }
 
-    /// Runs a plugin export on an instance with a permit from `slots`, off the async
-    /// executor.
+    /// Runs a plugin export on an instance with a permit from `slots`.
     async fn call_on<R: Send + 'static>(
         &self,
         slots: &Arc<Semaphore>,
@@ -380,8 +384,9 @@ impl App {
             .await
     }
 
-    /// Runs `work` on a blocking thread, off the async executor, once `slots` gives it a
-    /// permit, which it holds until it ends (or passes on).
+    /// Runs `work` once `slots` gives it a permit, which it holds until it ends (or passes
+    /// on): on this thread of the executor when calls run there ([`App::on_executor`]),
+    /// otherwise on a blocking thread.
     async fn blocking<R: Send + 'static>(
         &self,
         slots: &Arc<Semaphore>,
@@ -392,6 +397,9 @@ impl App {
             .acquire_owned()
             .await
             .map_err(|_| CallError::ShuttingDown)?;
+        if self.on_executor {
+            return work(permit).map_err(CallError::Fault);
+        }
         tokio::task::spawn_blocking(move || work(permit))
             .await
             .map_err(|e| CallError::Fault(Fault::Trap(e.to_string())))?

@@ -47,8 +47,14 @@ const SECRET: &str = "bench-secret";
 /// Untimed calls of a series' step before its measured ones.
 const WARM_UP: usize = 200;
 
+/// Calls of one step in a row when several are measured in turns ([`Series::together`]).
+const TURN: usize = 100;
+
 /// The width of a table's first column.
 const LABEL: usize = 52;
+
+/// One call of a measured series, given its index.
+type Step<'a> = Box<dyn FnMut(usize) + 'a>;
 
 /// Latencies of one measured series.
 struct Series {
@@ -60,22 +66,44 @@ struct Series {
 impl Series {
     /// Calls `step(0..WARM_UP)` untimed, then `step(WARM_UP..WARM_UP + count)` timed: a step
     /// is given its call's index, and inputs indexed by it must cover both runs.
-    fn measure(label: impl Into<String>, count: usize, mut step: impl FnMut(usize)) -> Series {
-        (0..WARM_UP).for_each(&mut step);
-        let mut samples = Vec::with_capacity(count);
-        let started = Instant::now();
-        for n in WARM_UP..WARM_UP + count {
-            let t = Instant::now();
-            step(n);
-            samples.push(t.elapsed());
+    fn measure(label: impl Into<String>, count: usize, step: impl FnMut(usize)) -> Series {
+        let [series] = Series::together(count, [(label.into(), Box::new(step) as Step<'_>)]);
+        series
+    }
+
+    /// Measures several steps in turns of [`TURN`] calls: calls `0..TURN` of every step, then
+    /// the next `TURN` of every step, and so on (the untimed [`WARM_UP`] calls first, the
+    /// same way). A machine that speeds up or slows down during the run then does so for all
+    /// of them alike, so their ratios hold on a noisy machine, while each turn is long enough
+    /// for the caches to hold that step's code and data, as they do for a run of one step.
+    fn together<const N: usize>(count: usize, steps: [(String, Step<'_>); N]) -> [Series; N] {
+        let (labels, mut steps): (Vec<String>, Vec<Step<'_>>) = steps.into_iter().unzip();
+        let mut samples = vec![Vec::with_capacity(count); N];
+        let mut first = 0;
+        while first < WARM_UP + count {
+            let turn = first..(first + TURN).min(WARM_UP + count);
+            for (step, samples) in steps.iter_mut().zip(&mut samples) {
+                for n in turn.clone() {
+                    let t = Instant::now();
+                    step(n);
+                    if n >= WARM_UP {
+                        samples.push(t.elapsed());
+                    }
+                }
+            }
+            first = turn.end;
         }
-        let total = started.elapsed();
-        samples.sort();
-        Series {
-            label: label.into(),
-            samples,
-            total,
-        }
+        let mut labels = labels.into_iter();
+        let mut samples = samples.into_iter();
+        std::array::from_fn(|_| {
+            let mut samples = samples.next().expect("one per step");
+            samples.sort();
+            Series {
+                label: labels.next().expect("one per step"),
+                total: samples.iter().sum(),
+                samples,
+            }
+        })
     }
 
     fn mean(&self) -> Duration {
@@ -248,7 +276,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let wasm_size = std::fs::metadata(&options.plugin)?.len();
     println!("# vk-host bench\n");
     println!(
-        "machine: {} {}, {} CPUs; every series after {WARM_UP} untimed calls of its own step",
+        "machine: {} {}, {} CPUs; every series after {WARM_UP} untimed calls of its own step, the series of a table in turns",
         std::env::consts::OS,
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
@@ -278,11 +306,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let native_view = Namespace::plugin(native_store);
     connected(&native_view);
     let native_core = Core::new(&native_view, &Offline, &SystemClock);
-    let native = Series::measure("message_new, vk-core native", n, |i| {
-        native_core
-            .handle_callback(&bodies[i])
-            .expect("native callback");
-    });
     let requests: Vec<api::Request> = bodies
         .iter()
         .map(|body| api_request("POST", crate::api::CALLBACK_PATH, None, body))
@@ -290,35 +313,63 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let api_store = Namespace::plugin(Arc::new(MemoryStore::new()));
     connected(&api_store);
     let api_core = Core::new(&api_store, &Offline, &SystemClock);
-    let native_api = Series::measure("message_new, vk-api native", n, |i| {
-        through_native_api(&api_core, &requests[i], 200);
-    });
-
     let plugin = load(options, Arc::new(MemoryStore::new()))?;
     connected(plugin.storage().as_ref());
-    let component = Series::measure("message_new, component webhook export", n, |i| {
+    let api_plugin = load(options, Arc::new(MemoryStore::new()))?;
+    connected(api_plugin.storage().as_ref());
+    let fresh_plugin = load_fresh(options, Arc::new(MemoryStore::new()))?;
+    connected(fresh_plugin.storage().as_ref());
+    let spin = spin_step(options, &bodies)?;
+    let webhook = |plugin: &Plugin, i: usize| {
         plugin
             .call(|p, s| p.mybusiness_vk_webhook().call_handle(s, &bodies[i]))
             .expect("no fault")
             .expect("accepted");
-    });
-    let api_plugin = load(options, Arc::new(MemoryStore::new()))?;
-    connected(api_plugin.storage().as_ref());
-    let component_api = Series::measure("message_new, component api export (serve)", n, |i| {
-        through_api(&api_plugin, &requests[i], 200);
-    });
-    let fresh_plugin = load_fresh(options, Arc::new(MemoryStore::new()))?;
-    connected(fresh_plugin.storage().as_ref());
-    let fresh = Series::measure("message_new, webhook export, fresh instance", n, |i| {
-        fresh_plugin
-            .call(|p, s| p.mybusiness_vk_webhook().call_handle(s, &bodies[i]))
-            .expect("no fault")
-            .expect("accepted");
-    });
-    let instantiate = Series::measure("instantiate + drop only", n, |_| {
-        fresh_plugin.call(|_, _| Ok(())).expect("instantiates");
-    });
-    let spin = spin_callbacks(options, &bodies, n)?;
+    };
+    let [
+        native,
+        native_api,
+        component,
+        component_api,
+        fresh,
+        spin,
+        instantiate,
+    ] = Series::together(
+        n,
+        [
+            (
+                "message_new, vk-core native".into(),
+                Box::new(|i| {
+                    native_core
+                        .handle_callback(&bodies[i])
+                        .expect("native callback");
+                }),
+            ),
+            (
+                "message_new, vk-api native".into(),
+                Box::new(|i| through_native_api(&api_core, &requests[i], 200)),
+            ),
+            (
+                "message_new, component webhook export".into(),
+                Box::new(|i| webhook(&plugin, i)),
+            ),
+            (
+                "message_new, component api export (serve)".into(),
+                Box::new(|i| through_api(&api_plugin, &requests[i], 200)),
+            ),
+            (
+                "message_new, webhook export, fresh instance".into(),
+                Box::new(|i| webhook(&fresh_plugin, i)),
+            ),
+            ("message_new, Spin component (wasi:http, SQLite)".into(), spin),
+            (
+                "instantiate + drop only".into(),
+                Box::new(|_| {
+                    fresh_plugin.call(|_, _| Ok(())).expect("instantiates");
+                }),
+            ),
+        ],
+    );
 
     println!("## Callbacks ({n} message_new, 100 people, in-memory store, one thread)\n");
     print_table(
@@ -366,8 +417,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
 /// The same callbacks through the Spin component (`wasi:http` request in, SQLite in memory
 /// behind the Spin interface), handled in-process: no socket, like the other two paths.
-/// `bodies` holds the `WARM_UP` untimed callbacks, then the `count` measured ones.
-fn spin_callbacks(options: &Options, bodies: &[Vec<u8>], count: usize) -> anyhow::Result<Series> {
+/// Call `i` is `bodies[i]`.
+fn spin_step<'a>(options: &Options, bodies: &'a [Vec<u8>]) -> anyhow::Result<Step<'a>> {
     let variables = [
         ("access_token", ""),
         ("secret", SECRET),
@@ -393,26 +444,23 @@ fn spin_callbacks(options: &Options, bodies: &[Vec<u8>], count: usize) -> anyhow
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let post =
-        |body: Vec<u8>| runtime.block_on(app.handle("POST", crate::api::CALLBACK_PATH, body));
+    let post = move |body: Vec<u8>| {
+        runtime.block_on(app.handle("POST", crate::api::CALLBACK_PATH, body))
+    };
     let confirm = json!({"type": "confirmation", "group_id": GROUP, "secret": SECRET}).to_string();
     let (status, _) = post(confirm.into_bytes());
     anyhow::ensure!(
         status == 200,
         "the Spin component refused the confirmation ({status})"
     );
-    Ok(Series::measure(
-        "message_new, Spin component (wasi:http, SQLite)",
-        count,
-        |i| {
-            let (status, answer) = post(bodies[i].clone());
-            assert_eq!(
-                (status, answer.as_slice()),
-                (200, &b"ok"[..]),
-                "the Spin component accepted it"
-            );
-        },
-    ))
+    Ok(Box::new(move |i| {
+        let (status, answer) = post(bodies[i].clone());
+        assert_eq!(
+            (status, answer.as_slice()),
+            (200, &b"ok"[..]),
+            "the Spin component accepted it"
+        );
+    }))
 }
 
 /// Open lines and a dialog's messages with `options.dialogs` dialogs stored.
@@ -459,50 +507,59 @@ fn lists(options: &Options) -> anyhow::Result<()> {
     );
     let actor = employee.to_string();
     let open_lines = api_request("GET", "/api/dialogs?limit=50", Some(&token), b"");
-    let series = [
-        few_page,
-        Series::measure("open lines, first page of 50, native", reads, |_| {
-            open_page();
-        }),
-        Series::measure("open lines, first page of 50, component", reads, |_| {
-            plugin
-                .call(|p, s| {
-                    p.mybusiness_vk_dialogs()
-                        .call_open_lines(s, &actor, WitStatus::Open, None, 50)
-                })
-                .expect("no fault")
-                .expect("listed");
-        }),
-        Series::measure(
-            "open lines, page of 50 as JSON, vk-api native",
-            reads,
-            |_| {
-                through_native_api(&core, &open_lines, 200);
-            },
-        ),
-        Series::measure(
-            "open lines, page of 50 as JSON, component api",
-            reads,
-            |_| {
-                through_api(&plugin, &open_lines, 200);
-            },
-        ),
-        Series::measure("a dialog's messages, native", reads, |i| {
-            core.messages(employee, ids[i % ids.len()], None, 50)
-                .expect("read");
-        }),
-        Series::measure("a dialog's messages, component", reads, |i| {
-            let id = ids[i % ids.len()].to_string();
-            plugin
-                .call(|p, s| {
-                    p.mybusiness_vk_dialogs()
-                        .call_messages(s, &actor, &id, None, 50)
-                })
-                .expect("no fault")
-                .expect("read");
-        }),
-    ];
-    print_table("read", &series.iter().collect::<Vec<_>>());
+    let pages = Series::together(
+        reads,
+        [
+            (
+                "open lines, first page of 50, native".into(),
+                Box::new(|_| {
+                    open_page();
+                }),
+            ),
+            (
+                "open lines, first page of 50, component".into(),
+                Box::new(|_| {
+                    plugin
+                        .call(|p, s| {
+                            p.mybusiness_vk_dialogs()
+                                .call_open_lines(s, &actor, WitStatus::Open, None, 50)
+                        })
+                        .expect("no fault")
+                        .expect("listed");
+                }),
+            ),
+            (
+                "open lines, page of 50 as JSON, vk-api native".into(),
+                Box::new(|_| through_native_api(&core, &open_lines, 200)),
+            ),
+            (
+                "open lines, page of 50 as JSON, component api".into(),
+                Box::new(|_| through_api(&plugin, &open_lines, 200)),
+            ),
+            (
+                "a dialog's messages, native".into(),
+                Box::new(|i| {
+                    core.messages(employee, ids[i % ids.len()], None, 50)
+                        .expect("read");
+                }),
+            ),
+            (
+                "a dialog's messages, component".into(),
+                Box::new(|i| {
+                    let id = ids[i % ids.len()].to_string();
+                    plugin
+                        .call(|p, s| {
+                            p.mybusiness_vk_dialogs()
+                                .call_messages(s, &actor, &id, None, 50)
+                        })
+                        .expect("no fault")
+                        .expect("read");
+                }),
+            ),
+        ],
+    );
+    let series: Vec<&Series> = std::iter::once(&few_page).chain(&pages).collect();
+    print_table("read", &series);
     idle_tab(&plugin, &core, &token, reads);
     Ok(())
 }

@@ -150,7 +150,21 @@ pub(crate) fn origin(url: &str) -> Option<String> {
 
 impl Http for Outbound {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        self.exchange(request)
+        off_the_executor(|| self.exchange(request))
+    }
+}
+
+/// Runs `work`, which blocks its thread (waiting for the disk, then for VK), so that the
+/// async executor's other tasks go on meanwhile when this thread is one of its workers (a
+/// call running on the executor, see `App::on_executor`): the worker's queue is handed to
+/// another thread for that long. Anywhere else it simply runs.
+fn off_the_executor<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

@@ -308,6 +308,8 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
         native: args.native,
         durability,
+        // On PostgreSQL every storage call waits for the network.
+        on_executor: postgres_url(&args.db).is_none() || args.memory,
     };
     let every = Duration::from_millis(args.flush_interval_ms);
     let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);

@@ -44,6 +44,10 @@ const DECOMMIT_BATCH: usize = 16;
 /// starts near 1 MiB, and one large answer should not keep its heap for good.
 const RECYCLE_ABOVE: usize = 8 << 20;
 
+/// Set (to anything) in the environment, the engine writes a perf map of the compiled guest
+/// code, so that `perf report` names the component's functions.
+const PERF_MAP: &str = "VK_HOST_PERF_MAP";
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -453,6 +457,10 @@ pub(crate) fn engine(limits: Limits) -> anyhow::Result<Engine> {
         // triples the cost of a call.
         .concurrency_support(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `perf` names the guest's functions from /tmp/perf-<pid>.map (docs/benchmarks.md).
+    if std::env::var_os(PERF_MAP).is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 

@@ -22,6 +22,7 @@ pub struct Counterparty {
     pub vk_user_id: i64,
     pub lead_id: LeadId,
     pub dialog_id: DialogId,
+    #[serde(with = "crate::stored_time")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -51,6 +52,7 @@ pub struct Order {
     pub counterparty_id: CounterpartyId,
     pub lead_id: LeadId,
     pub dialog_id: DialogId,
+    #[serde(with = "crate::stored_time")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -36,8 +36,10 @@ const FLUSH_BUDGET_MS: i64 = 10_000;
 struct Pending {
     peer_id: i64,
     attempts: u32,
+    #[serde(with = "crate::stored_time")]
     next_at: DateTime<Utc>,
     /// Until when an attempt in progress holds the entry.
+    #[serde(default, with = "crate::stored_time::option")]
     lease_until: Option<DateTime<Utc>>,
 }
 

@@ -40,7 +40,7 @@ pub struct Dialog {
     pub last_responsible: Option<EmployeeId>,
     /// Everyone who has ever worked on it, in order of arrival.
     pub operators: Vec<EmployeeId>,
-    #[serde(deserialize_with = "crate::stored_time::deserialize")]
+    #[serde(with = "crate::stored_time")]
     pub started_at: DateTime<Utc>,
     /// False after the person denied messages from the community (`message_deny`).
     #[serde(default = "allowed")]
@@ -60,11 +60,11 @@ fn allowed() -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
     /// When the last message came in or went out.
-    #[serde(default, deserialize_with = "crate::stored_time::option")]
+    #[serde(default, with = "crate::stored_time::option")]
     pub last_at: Option<DateTime<Utc>>,
     pub last_message: Option<LastMessage>,
     /// When the earliest incoming message that no outgoing one followed came.
-    #[serde(default, deserialize_with = "crate::stored_time::option")]
+    #[serde(default, with = "crate::stored_time::option")]
     pub waiting_since: Option<DateTime<Utc>>,
     /// Incoming messages so far.
     pub incoming: u64,
@@ -81,7 +81,7 @@ pub struct LastMessage {
     /// The first line of its text, at most [`PREVIEW_CHARS`] characters.
     pub text: String,
     /// When the CRM stored it.
-    #[serde(deserialize_with = "crate::stored_time::deserialize")]
+    #[serde(with = "crate::stored_time")]
     pub at: DateTime<Utc>,
 }
 
@@ -135,10 +135,12 @@ pub struct Message {
     pub text: String,
     /// The employee who wrote it in the CRM.
     pub author: Option<EmployeeId>,
+    #[serde(with = "crate::stored_time")]
     pub sent_at: DateTime<Utc>,
     pub delivery: Option<Delivery>,
     pub error: Option<SendError>,
     pub attachments: Vec<Attachment>,
+    #[serde(default, with = "crate::stored_time::option")]
     pub edited_at: Option<DateTime<Utc>>,
     pub previous_texts: Vec<String>,
     /// VK's id once VK has it.
@@ -166,6 +168,7 @@ pub enum EventKind {
 /// One entry of a dialog's history ("Просмотр истории диалога").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEvent {
+    #[serde(with = "crate::stored_time")]
     pub at: DateTime<Utc>,
     pub kind: EventKind,
     pub actor: Option<EmployeeId>,

@@ -64,6 +64,7 @@ struct Session {
     /// For an admin session: the SHA-256 of the admin token it was started with, so that a
     /// new admin token ends the old sessions.
     admin_sha256: Option<String>,
+    #[serde(with = "crate::stored_time")]
     expires_at: DateTime<Utc>,
 }
 
@@ -71,6 +72,7 @@ struct Session {
 #[derive(Serialize, Deserialize)]
 struct SignIn {
     employee: EmployeeId,
+    #[serde(with = "crate::stored_time")]
     expires_at: DateTime<Utc>,
 }
 

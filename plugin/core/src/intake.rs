@@ -14,6 +14,7 @@ use crate::ids::{DialogId, LeadId, MessageId};
 use crate::keys;
 use crate::lead::Lead;
 use crate::settings::Settings;
+use crate::stored_time::Stored;
 use crate::tx::{ReadOnce, Tx, backfill, count, read, scan, transact};
 use crate::vk::{Api, Envelope, VkMessage};
 
@@ -158,7 +159,7 @@ impl Core<'_> {
                 tx.put(key, &crate::timestamp(now));
                 tx.put(keys::event_by_time(now, dedup), &dedup);
             }
-            tx.put(keys::LAST_EVENT, &now);
+            tx.put(keys::LAST_EVENT, &Stored(now));
             effects(tx)
         })
     }
@@ -251,13 +252,16 @@ impl Core<'_> {
             self.lookup_name(settings, peer)
         };
         let now = self.clock.now();
+        // The settings are read inside only where they decide something (who a reopened
+        // dialog goes to, the new lead's community name), so that a message to an open
+        // dialog, the usual case, does not decode them a second time.
         self.once(dedup, |tx| {
-            let settings = self.settings_in(tx)?;
             let (before, mut dialog) = match tx.get::<DialogId>(&keys::peer(peer))? {
                 Some(id) => {
                     let before = Dialog::load(tx, id)?;
                     let mut dialog = before.clone();
                     if dialog.status == DialogStatus::Finished {
+                        let settings = self.settings_in(tx)?;
                         let mut event = HistoryEvent::new(now, EventKind::Reopened, None);
                         event.subject = dialog.reopen(&settings);
                         record(tx, id, &event);
@@ -270,7 +274,7 @@ impl Core<'_> {
                         LeadId::new(),
                         dialog_id,
                         peer,
-                        &settings.group_name,
+                        &self.settings_in(tx)?.group_name,
                         name.clone(),
                         now,
                     );
@@ -389,7 +393,7 @@ impl Core<'_> {
             if held.is_some_and(|held| held > now) {
                 return Ok(None);
             }
-            tx.put(keys::NAMES_LEASE, &until);
+            tx.put(keys::NAMES_LEASE, &Stored(until));
             Ok(Some(until))
         })
     }

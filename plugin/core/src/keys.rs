@@ -225,6 +225,6 @@ static APPENDS: AtomicU32 = AtomicU32::new(0);
 pub fn seq(at: DateTime<Utc>) -> String {
     let micros = u64::try_from(at.timestamp_micros()).unwrap_or(0);
     let order = APPENDS.fetch_add(1, Ordering::Relaxed);
-    let tail = uuid::Uuid::new_v4().simple().to_string();
-    format!("{micros:020}-{order:08x}{}", &tail[..8])
+    let tail = uuid::Uuid::new_v4().as_u128() >> 96;
+    format!("{micros:020}-{order:08x}{tail:08x}")
 }

@@ -87,6 +87,7 @@ pub struct Lead {
     pub peer_id: i64,
     /// VK has not told us the name yet; the outbox asks again.
     pub name_pending: bool,
+    #[serde(with = "crate::stored_time")]
     pub created_at: DateTime<Utc>,
 }
 
