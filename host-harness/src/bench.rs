@@ -361,7 +361,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 "message_new, webhook export, fresh instance".into(),
                 Box::new(|i| webhook(&fresh_plugin, i)),
             ),
-            ("message_new, Spin component (wasi:http, SQLite)".into(), spin),
+            (
+                "message_new, Spin component (wasi:http, SQLite)".into(),
+                spin,
+            ),
             (
                 "instantiate + drop only".into(),
                 Box::new(|_| {
@@ -444,9 +447,8 @@ fn spin_step<'a>(options: &Options, bodies: &'a [Vec<u8>]) -> anyhow::Result<Ste
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let post = move |body: Vec<u8>| {
-        runtime.block_on(app.handle("POST", crate::api::CALLBACK_PATH, body))
-    };
+    let post =
+        move |body: Vec<u8>| runtime.block_on(app.handle("POST", crate::api::CALLBACK_PATH, body));
     let confirm = json!({"type": "confirmation", "group_id": GROUP, "secret": SECRET}).to_string();
     let (status, _) = post(confirm.into_bytes());
     anyhow::ensure!(
@@ -521,8 +523,13 @@ fn lists(options: &Options) -> anyhow::Result<()> {
                 Box::new(|_| {
                     plugin
                         .call(|p, s| {
-                            p.mybusiness_vk_dialogs()
-                                .call_open_lines(s, &actor, WitStatus::Open, None, 50)
+                            p.mybusiness_vk_dialogs().call_open_lines(
+                                s,
+                                &actor,
+                                WitStatus::Open,
+                                None,
+                                50,
+                            )
                         })
                         .expect("no fault")
                         .expect("listed");

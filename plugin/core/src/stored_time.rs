@@ -71,9 +71,10 @@ fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, out: S) -> Result<S::Ok, S::Error> {
     let mut text = [0; LONGEST];
     match rfc3339(at, &mut text) {
-        Some(len) => out.serialize_str(std::str::from_utf8(&text[..len]).map_err(
-            |_| serde::ser::Error::custom("a time is written in ASCII"),
-        )?),
+        Some(len) => out.serialize_str(
+            std::str::from_utf8(&text[..len])
+                .map_err(|_| serde::ser::Error::custom("a time is written in ASCII"))?,
+        ),
         None => at.serialize(out),
     }
 }
@@ -180,23 +181,40 @@ mod tests {
         };
         let last = DateTime::<Utc>::MAX_UTC.timestamp();
         let first = DateTime::<Utc>::MIN_UTC.timestamp();
-        let edges = [first, -62_167_219_200, -1, 0, 1, 253_402_300_799, 253_402_300_800, last];
+        let edges = [
+            first,
+            -62_167_219_200,
+            -1,
+            0,
+            1,
+            253_402_300_799,
+            253_402_300_800,
+            last,
+        ];
         let random: Vec<i64> = (0..20_000)
             .map(|n| {
-                let span = if n % 2 == 0 { 253_402_300_800 } else { (last - first) as u64 };
+                let span = if n % 2 == 0 {
+                    253_402_300_800
+                } else {
+                    (last - first) as u64
+                };
                 let offset = (next() % span) as i64;
                 if n % 2 == 0 { offset } else { first + offset }
             })
             .collect();
-        edges.into_iter().chain(random).enumerate().map(move |(n, secs)| {
-            let nanos = match n % 4 {
-                0 => 0,
-                1 => (next() % 1000) as u32 * 1_000_000,
-                2 => (next() % 1_000_000) as u32 * 1_000,
-                _ => (next() % 1_000_000_000) as u32,
-            };
-            DateTime::from_timestamp(secs, nanos).expect("in chrono's range")
-        })
+        edges
+            .into_iter()
+            .chain(random)
+            .enumerate()
+            .map(move |(n, secs)| {
+                let nanos = match n % 4 {
+                    0 => 0,
+                    1 => (next() % 1000) as u32 * 1_000_000,
+                    2 => (next() % 1_000_000) as u32 * 1_000,
+                    _ => (next() % 1_000_000_000) as u32,
+                };
+                DateTime::from_timestamp(secs, nanos).expect("in chrono's range")
+            })
     }
 
     #[test]
@@ -213,9 +231,13 @@ mod tests {
             .expect("a leap second")
             .and_utc();
         for at in samples().chain([leap, Utc::now()]) {
-            let ours = serde_json::to_string(&Written { at, maybe: Some(at) }).expect("writes");
-            let chrono = serde_json::to_string(&serde_json::json!({"at": at, "maybe": at}))
-                .expect("writes");
+            let ours = serde_json::to_string(&Written {
+                at,
+                maybe: Some(at),
+            })
+            .expect("writes");
+            let chrono =
+                serde_json::to_string(&serde_json::json!({"at": at, "maybe": at})).expect("writes");
             assert_eq!(ours, chrono);
         }
         let none = serde_json::to_string(&Written {
