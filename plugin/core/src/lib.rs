@@ -88,7 +88,7 @@ pub fn error_body(code: &str, message: &str) -> serde_json::Value {
     serde_json::json!({"error": {"code": code, "message": message}})
 }
 
-/// The one text form of a time on every boundary: RFC 3339, UTC, `Z`.
+/// The one text form of a time on every boundary: RFC 3339 to the second, UTC, `Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    stored_time::to_the_second(at).unwrap_or_else(|| at.to_rfc3339_opts(SecondsFormat::Secs, true))
 }

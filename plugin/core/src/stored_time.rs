@@ -67,6 +67,14 @@ fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
     Some(end + 1)
 }
 
+/// `at` as `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it, without its fraction;
+/// `None` where [`rfc3339`] has no fixed width for it.
+pub(crate) fn to_the_second(at: DateTime<Utc>) -> Option<String> {
+    let mut text = [0; LONGEST];
+    let len = rfc3339(&at.with_nanosecond(0)?, &mut text)?;
+    (at.nanosecond() < 1_000_000_000).then(|| String::from_utf8_lossy(&text[..len]).into_owned())
+}
+
 /// Writes a stored time.
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, out: S) -> Result<S::Ok, S::Error> {
     let mut text = [0; LONGEST];
@@ -240,6 +248,14 @@ mod tests {
                 serde_json::to_string(&serde_json::json!({"at": at, "maybe": at})).expect("writes");
             assert_eq!(ours, chrono);
         }
+        for at in samples() {
+            assert_eq!(
+                to_the_second(at),
+                Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .filter(|_| (0..=9999).contains(&at.year())),
+            );
+        }
+        assert_eq!(to_the_second(leap), None);
         let none = serde_json::to_string(&Written {
             at: leap,
             maybe: None,
