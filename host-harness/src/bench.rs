@@ -2,14 +2,17 @@
 //! component in this host, on the same kind of storage, in one run, reported side by side.
 //!
 //! It measures (1) `message_new` callbacks — the webhook's hot path — per second and per
-//! callback (p50/p99), with a fresh instance per component call as in `serve`, both through
+//! callback (p50/p99), on an instance serving many calls as in `serve` (and on a fresh one per
+//! call for comparison), both through
 //! the typed `webhook` export and through the `api` export that `serve` mounts (routing and
 //! JSON included); (2) the cost of instantiation alone; (3) listing open lines and reading a
 //! dialog's messages with tens of thousands of dialogs stored, which must not scan the
 //! whole store (the native page is measured with a 25th of the dialogs stored too).
 //!
 //! Every series is preceded by `WARM_UP` untimed calls of its own step on its own state, so
-//! caches, allocators and the instance pool are warm when the timing starts.
+//! caches, allocators and the instance pool are warm when the timing starts. The series of
+//! one table run in turns of `TURN` calls each, so that the machine's changes of speed fall
+//! on all of them alike.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
