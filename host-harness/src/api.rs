@@ -227,6 +227,16 @@ pub fn flush_request_log() {
     }
 }
 
+/// What a panic said, for the log.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    format!("the host panicked during the call: {said}")
+}
+
 /// An answer as an HTTP response. The plugin is a guest: a status or a header it should
 /// never give still makes a valid response (an invalid header is left out).
 pub(crate) fn into_http<'a>(
@@ -398,7 +408,12 @@ impl App {
             .await
             .map_err(|_| CallError::ShuttingDown)?;
         if self.on_executor {
-            return work(permit).map_err(CallError::Fault);
+            // A host function that panics fails this call alone, as on a blocking thread.
+            // One does when a dying guest writes its last words to stderr: WASI's blocking
+            // stream calls start a runtime, which a thread of the executor may not.
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(permit)))
+                .unwrap_or_else(|panic| Err(Fault::Trap(panicked(panic.as_ref()))))
+                .map_err(CallError::Fault);
         }
         tokio::task::spawn_blocking(move || work(permit))
             .await
