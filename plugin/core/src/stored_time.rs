@@ -23,6 +23,8 @@ use serde::{Deserializer, Serialize, Serializer};
 
 /// The longest text [`rfc3339`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const LONGEST: usize = 30;
+/// The length of `YYYY-MM-DDTHH:MM:SSZ`.
+const TO_THE_SECOND: usize = 20;
 
 /// Writes `at` as chrono's `Serialize` does, into `out`; its length, or `None` for a time
 /// outside years 0 to 9999 or in a leap second.
@@ -71,8 +73,9 @@ fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
 /// `None` where [`rfc3339`] has no fixed width for it.
 pub(crate) fn to_the_second(at: DateTime<Utc>) -> Option<String> {
     let mut text = [0; LONGEST];
-    let len = rfc3339(&at.with_nanosecond(0)?, &mut text)?;
-    (at.nanosecond() < 1_000_000_000).then(|| String::from_utf8_lossy(&text[..len]).into_owned())
+    rfc3339(&at, &mut text)?;
+    text[TO_THE_SECOND - 1] = b'Z';
+    String::from_utf8(text[..TO_THE_SECOND].to_vec()).ok()
 }
 
 /// Writes a stored time.
