@@ -336,8 +336,8 @@ impl Plugin {
         })
     }
 
-    /// Runs `call` on an instance no other call is using. Blocks: call it off the async
-    /// executor.
+    /// Runs `call` on an instance no other call is using, on this thread: a thread of the
+    /// async executor only where nothing in the call blocks it for long (`App::on_executor`).
     pub fn call<R>(
         &self,
         call: impl FnOnce(&VkPlugin, &mut Store<State>) -> wasmtime::Result<R>,
