@@ -253,16 +253,18 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         .as_deref()
         .map(vk_host::http::public_url)
         .transpose()?;
-    let (store, durability): (SharedStore, _) = if args.memory {
-        (Arc::new(vk_core::memory::MemoryStore::new()), None)
+    // Calls run on the executor unless every storage call waits for the network
+    // (PostgreSQL).
+    let (store, durability, on_executor): (SharedStore, _, _) = if args.memory {
+        (Arc::new(vk_core::memory::MemoryStore::new()), None, true)
     } else if let Some(url) = postgres_url(&args.db) {
         let stamps = vk_core::STAMPS.map(storage::plugin_key);
         let store = PgStore::open(url, args.db_connections as usize, stamps.to_vec())?;
-        (Arc::new(store), None)
+        (Arc::new(store), None, false)
     } else {
         let store = DbStore::open(&args.db)?;
         let durability = store.durability();
-        (Arc::new(store), Some(durability))
+        (Arc::new(store), Some(durability), true)
     };
     let moved = vk_host::storage::adopt_host_directory(&store)?;
     if moved > 0 {
@@ -308,8 +310,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         intake_slots: Arc::new(Semaphore::new(intake as usize)),
         native: args.native,
         durability,
-        // On PostgreSQL every storage call waits for the network.
-        on_executor: postgres_url(&args.db).is_none() || args.memory,
+        on_executor,
     };
     let every = Duration::from_millis(args.flush_interval_ms);
     let bounds = Bounds::new(args.max_connections, args.client_timeout_ms);

@@ -69,23 +69,30 @@ fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
     Some(end + 1)
 }
 
+/// [`rfc3339`] into `out`, as text; with `to_the_second`, without the fraction.
+fn written<'a>(
+    at: &DateTime<Utc>,
+    out: &'a mut [u8; LONGEST],
+    to_the_second: bool,
+) -> Option<&'a str> {
+    let mut len = rfc3339(at, out)?;
+    if to_the_second {
+        len = TO_THE_SECOND;
+        out[len - 1] = b'Z';
+    }
+    std::str::from_utf8(&out[..len]).ok()
+}
+
 /// `at` as `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it, without its fraction;
 /// `None` where [`rfc3339`] has no fixed width for it.
 pub(crate) fn to_the_second(at: DateTime<Utc>) -> Option<String> {
-    let mut text = [0; LONGEST];
-    rfc3339(&at, &mut text)?;
-    text[TO_THE_SECOND - 1] = b'Z';
-    String::from_utf8(text[..TO_THE_SECOND].to_vec()).ok()
+    written(&at, &mut [0; LONGEST], true).map(str::to_owned)
 }
 
 /// Writes a stored time.
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, out: S) -> Result<S::Ok, S::Error> {
-    let mut text = [0; LONGEST];
-    match rfc3339(at, &mut text) {
-        Some(len) => out.serialize_str(
-            std::str::from_utf8(&text[..len])
-                .map_err(|_| serde::ser::Error::custom("a time is written in ASCII"))?,
-        ),
+    match written(at, &mut [0; LONGEST], false) {
+        Some(text) => out.serialize_str(text),
         None => at.serialize(out),
     }
 }
